@@ -1,0 +1,106 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export const METRIC_PREFIX = 'ek_sidecar_';
+
+export type ExchangeResult =
+  | 'success'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'rate_limited'
+  | 'server_error'
+  | 'network_error'
+  | 'invalid_response';
+
+export const EXCHANGE_RESULTS: readonly ExchangeResult[] = [
+  'success',
+  'unauthorized',
+  'forbidden',
+  'rate_limited',
+  'server_error',
+  'network_error',
+  'invalid_response',
+];
+
+/** Every metric of SPEC.md, on one registry owned by the caller (no prom-client globals). */
+export interface Metrics {
+  readonly registry: Registry;
+  readonly exchanges: Counter<'result'>;
+  readonly exchangeDuration: Histogram;
+  readonly jwtExpiry: Gauge;
+  readonly nextRefresh: Gauge;
+  readonly lastExchangeSuccess: Gauge;
+  readonly rateLimitBudget: Gauge;
+  readonly jwtFileWrites: Counter<'result'>;
+  readonly tokenFileReloads: Counter<'result'>;
+  readonly tokenRequests: Counter<'path' | 'code'>;
+  readonly ready: Gauge;
+}
+
+export function createMetrics(options: { defaultMetrics: boolean } = { defaultMetrics: true }): Metrics {
+  const registry = new Registry();
+  if (options.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  const registers = [registry];
+  const metrics: Metrics = {
+    registry,
+    exchanges: new Counter({
+      name: `${METRIC_PREFIX}exchanges_total`,
+      help: 'Token exchanges with the Enkryptify API, by result.',
+      labelNames: ['result'],
+      registers,
+    }),
+    exchangeDuration: new Histogram({
+      name: `${METRIC_PREFIX}exchange_duration_seconds`,
+      help: 'Duration of token exchange requests to the Enkryptify API.',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    jwtExpiry: new Gauge({
+      name: `${METRIC_PREFIX}jwt_expiry_timestamp_seconds`,
+      help: 'Unix time at which the held JWT expires (0 when none is held).',
+      registers,
+    }),
+    nextRefresh: new Gauge({
+      name: `${METRIC_PREFIX}jwt_next_refresh_timestamp_seconds`,
+      help: 'Unix time of the next planned exchange attempt.',
+      registers,
+    }),
+    lastExchangeSuccess: new Gauge({
+      name: `${METRIC_PREFIX}last_exchange_success_timestamp_seconds`,
+      help: 'Unix time of the last successful exchange (0 before the first).',
+      registers,
+    }),
+    rateLimitBudget: new Gauge({
+      name: `${METRIC_PREFIX}rate_limit_budget`,
+      help: 'Exchanges still allowed in the current rolling rate-limit window.',
+      registers,
+    }),
+    jwtFileWrites: new Counter({
+      name: `${METRIC_PREFIX}jwt_file_writes_total`,
+      help: 'Writes of the JWT file, by result.',
+      labelNames: ['result'],
+      registers,
+    }),
+    tokenFileReloads: new Counter({
+      name: `${METRIC_PREFIX}token_file_reloads_total`,
+      help: 'Reads of a changed API token file, by result.',
+      labelNames: ['result'],
+      registers,
+    }),
+    tokenRequests: new Counter({
+      name: `${METRIC_PREFIX}token_requests_total`,
+      help: 'Requests to the loopback token API, by route and status code.',
+      labelNames: ['path', 'code'],
+      registers,
+    }),
+    ready: new Gauge({
+      name: `${METRIC_PREFIX}ready`,
+      help: '1 while a JWT valid for more than --min-ttl is held and written, else 0.',
+      registers,
+    }),
+  };
+  // Zero every labelled series so that dashboards and rate() see them from the first scrape.
+  for (const result of EXCHANGE_RESULTS) metrics.exchanges.inc({ result }, 0);
+  for (const result of ['success', 'failure']) metrics.jwtFileWrites.inc({ result }, 0);
+  for (const result of ['success', 'invalid']) metrics.tokenFileReloads.inc({ result }, 0);
+  return metrics;
+}
