@@ -37,6 +37,8 @@ export interface Config {
   /** Whole exchange request deadline. */
   readonly timeoutMs: number;
   readonly caFile: string | undefined;
+  /** Its content, read once at start. */
+  readonly caPem: string | undefined;
   /** argv of the command run after each new JWT is written. */
   readonly onRefresh: readonly string[] | undefined;
   readonly logLevel: LogLevel;
