@@ -1,0 +1,121 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = join(PROJECT_ROOT, 'dist', 'bin.js');
+
+/** Everything every daemon printed in this test process, for the leak checks. */
+export const allOutput: string[] = [];
+
+export interface LogLine {
+  readonly level?: string;
+  readonly msg?: string;
+  readonly [key: string]: unknown;
+}
+
+export interface Daemon {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  logs(): LogLine[];
+  /** Resolves with the first log line matching, or rejects after `timeoutMs`. */
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Token API and metrics addresses from the start-up line. */
+  ports(): Promise<{ token: number; metrics: number | undefined }>;
+  exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGTERM and wait; resolves with the exit code and how long the exit took. */
+  stop(): Promise<{ code: number | null; ms: number }>;
+  kill9(): Promise<void>;
+}
+
+/** Start `ek-sidecar` (the built CLI) as a child process with only the given environment (plus PATH). */
+export function startDaemon(args: readonly string[], env: Record<string, string> = {}): Daemon {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { out += chunk; allOutput.push(chunk); });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { err += chunk; allOutput.push(chunk); });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => { resolve({ code, signal }); });
+  });
+  const logs = (): LogLine[] => out.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as LogLine);
+  const daemon: Daemon = {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    logs,
+    waitForLog: (match, timeoutMs = 5_000) => waitFor(() => logs().find(match), timeoutMs, () => `log line not seen; stdout:\n${out}\nstderr:\n${err}`),
+    async ports() {
+      const line = await daemon.waitForLog((l) => l.msg === 'ek-sidecar started');
+      const tokenApi = line.tokenApi as { port: number };
+      const metrics = line.metrics as { port: number } | 'off';
+      return { token: tokenApi.port, metrics: metrics === 'off' ? undefined : metrics.port };
+    },
+    exited: () => exit,
+    async stop() {
+      const started = performance.now();
+      child.kill('SIGTERM');
+      const { code } = await exit;
+      return { code, ms: performance.now() - started };
+    },
+    async kill9() {
+      child.kill('SIGKILL');
+      await exit;
+    },
+  };
+  return daemon;
+}
+
+/** Run the CLI to completion (for `once`, `check` and bad flags). */
+export async function runCli(args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const daemon = startDaemon(args, env);
+  const { code } = await daemon.exited();
+  // Let the pipes drain.
+  await new Promise((resolve) => setImmediate(resolve));
+  return { code, stdout: daemon.stdout(), stderr: daemon.stderr() };
+}
+
+/** Poll `probe` every 20 ms until it returns something other than undefined/false. Observes; never a fixed sleep. */
+export async function waitFor<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 5_000, describe: () => string = () => 'condition'): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${describe()}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+export async function tempDir(prefix = 'ek-sidecar-test-'): Promise<{ path: string; remove(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** Common flags: loopback ports chosen by the OS, the fake API, files in `dir`. */
+export function baseArgs(options: { apiUrl: string; tokenFile: string; jwtFile: string; extra?: readonly string[] }): string[] {
+  return [
+    'run',
+    '--api-url', options.apiUrl,
+    '--token-file', options.tokenFile,
+    '--jwt-file', options.jwtFile,
+    '--listen', '127.0.0.1:0',
+    '--metrics-listen', '127.0.0.1:0',
+    ...(options.extra ?? []),
+  ];
+}
+
+/** Assert that no secret appears in any byte the daemons printed. */
+export function findLeaks(secrets: Iterable<string>, output: readonly string[] = allOutput): string[] {
+  const text = output.join('');
+  const leaks: string[] = [];
+  for (const secret of secrets) {
+    if (secret.length > 0 && text.includes(secret)) leaks.push(`${secret.slice(0, 12)}…`);
+  }
+  return leaks;
+}
