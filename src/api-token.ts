@@ -8,6 +8,9 @@ export const MAX_TOKEN_BYTES = 4096;
 /** The safety net under the file watch: the token file is re-read this often and compared by hash. */
 export const REREAD_INTERVAL_MS = 30_000;
 
+/** How long an unusable read waits for a second look (a file edited in place is briefly empty). */
+const SETTLE_MS = 150;
+
 export interface ApiToken {
   readonly value: string;
   /** First 8 hex of SHA-256: the only form of the token that may be logged or persisted. */
@@ -89,7 +92,12 @@ export class TokenFileWatcher {
   }
 
   async #readAndReport(force: boolean): Promise<void> {
-    const read = await readApiTokenFile(this.#path);
+    let read = await readApiTokenFile(this.#path);
+    if (!read.ok && read.problem !== 'missing') {
+      // An editor or `echo > file` truncates before it writes: look again before calling the file broken.
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      read = await readApiTokenFile(this.#path);
+    }
     const digest = read.ok ? createHash('sha256').update(read.token.value).digest('hex') : `problem:${read.problem}`;
     if (digest === this.#lastDigest && !force) return;
     this.#lastDigest = digest;

@@ -27,9 +27,11 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
 
   const tokens: TokenSource = await startTokenSource(config, { onToken: (token) => { refresher.onToken(token); }, onInvalid: (read) => { refresher.onInvalidToken(read); } }, log);
 
+  // Persistent listeners, not `once`: write-file-atomic's signal-exit re-raises a signal when it sees no other
+  // listener left, which would turn a clean SIGTERM during a write into a kill.
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => { resolve('SIGTERM'); });
-    process.once('SIGINT', () => { resolve('SIGINT'); });
+    process.on('SIGTERM', () => { resolve('SIGTERM'); });
+    process.on('SIGINT', () => { resolve('SIGINT'); });
     process.on('SIGHUP', () => {
       log.info('SIGHUP: re-reading the token file');
       void tokens.reread();

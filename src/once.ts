@@ -35,8 +35,9 @@ export async function runOnce(config: Config, log: Logger): Promise<number> {
     log.warn('interrupted before a JWT was obtained');
     settle(1);
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  // Persistent listeners: see daemon.ts on signal-exit.
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
   core.refresher.onToken(read.token);
   const code = await outcome;
   clearTimeout(timer);
