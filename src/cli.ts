@@ -7,7 +7,7 @@ import { runDaemon } from './daemon.ts';
 import { JwtFileError } from './jwt-file.ts';
 import { createLogger } from './log.ts';
 import { runOnce } from './once.ts';
-import { OPTIONS, type OptionName } from './options.ts';
+import { OPTIONS } from './options.ts';
 import { resolveConfig, type FlagValues } from './resolve-config.ts';
 
 export const EXIT_OK = 0;
@@ -90,7 +90,7 @@ function pickFlags(args: Record<string, unknown>): FlagValues {
   const flags: FlagValues = {};
   for (const option of OPTIONS) {
     const value = args[option.flag];
-    if (typeof value === 'string' || typeof value === 'boolean') flags[option.flag as OptionName] = value;
+    if (typeof value === 'string' || typeof value === 'boolean') flags[option.flag] = value;
   }
   return flags;
 }

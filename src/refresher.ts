@@ -98,8 +98,12 @@ export class Refresher {
     this.#lastError = undefined;
     this.#upstreamBlockedUntilMs = undefined;
     log.info({ tokenFingerprint: token.fingerprint }, rotated ? 'API token rotated' : 'API token loaded');
-    if (this.#current?.tokenFingerprint === token.fingerprint) return this.#tick();
-    if (!rotated && this.#adoptRestorable(token)) return this.#tick();
+    // Back to the token the JWT on disk belongs to (a flap), or a restart that finds a fresh JWT: no exchange yet.
+    if (this.#current?.tokenFingerprint === token.fingerprint || (!rotated && this.#adoptRestorable(token))) {
+      if (this.#current?.tokenFingerprint === token.fingerprint) this.#dueAtMs = this.#current.refreshAtMs;
+      this.#tick();
+      return;
+    }
     this.#retryNow(rotated ? 'new API token' : 'first API token');
   }
 

@@ -39,8 +39,8 @@ export function startDaemon(args: readonly string[], env: Record<string, string>
   });
   let out = '';
   let err = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { out += chunk; allOutput.push(chunk); });
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { err += chunk; allOutput.push(chunk); });
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk; allOutput.push(chunk); });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { err += chunk; allOutput.push(chunk); });
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => { resolve({ code, signal }); });
   });
