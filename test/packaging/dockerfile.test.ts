@@ -1,0 +1,282 @@
+// The Dockerfile: parsed with dockerfile-ast and checked for pinned bases, a numeric non-root user, the CLI entry
+// point and production-only dependencies; then its stages are reproduced in temporary directories (no Docker engine
+// here) and the assembled runtime tree must answer `--version` on Node 24.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, posix } from 'node:path';
+import { Arg, Cmd, Copy, DockerfileParser, Entrypoint, From, Label, type Instruction } from 'dockerfile-ast';
+import { missingTool, projectPath, projectRoot, readPackageJson, readProjectFile, run } from './helpers.ts';
+
+interface Stage {
+  readonly name: string | undefined;
+  readonly from: From;
+  readonly instructions: readonly Instruction[];
+}
+
+function parseStages(text: string): Stage[] {
+  const stages: { name: string | undefined; from: From; instructions: Instruction[] }[] = [];
+  for (const instruction of DockerfileParser.parse(text).getInstructions()) {
+    if (instruction instanceof From) stages.push({ name: instruction.getBuildStage() ?? undefined, from: instruction, instructions: [] });
+    else stages.at(-1)?.instructions.push(instruction);
+  }
+  return stages;
+}
+
+const stages = parseStages(readProjectFile('Dockerfile'));
+const finalStage = stages.at(-1);
+const packageJson = readPackageJson();
+
+function keyword(stage: Stage, name: string): Instruction[] {
+  return stage.instructions.filter((instruction) => instruction.getKeyword() === name);
+}
+
+function jsonForm(instruction: Instruction | undefined): string[] {
+  assert.ok(instruction instanceof Entrypoint || instruction instanceof Cmd, 'expected ENTRYPOINT or CMD');
+  const values = instruction.getJSONStrings().map((value) => value.getJSONValue());
+  assert.ok(values.length > 0, `${instruction.getKeyword()} must use the JSON (exec) form`);
+  return values;
+}
+
+function copies(stage: Stage): { from: string | undefined; sources: string[]; dest: string }[] {
+  return stage.instructions
+    .filter((instruction): instruction is Copy => instruction instanceof Copy)
+    .map((copy) => {
+      const args = copy.getArguments().map((argument) => argument.getValue());
+      const dest = args.pop();
+      assert.ok(dest !== undefined);
+      return { from: copy.getFromFlag()?.getValue() ?? undefined, sources: args, dest };
+    });
+}
+
+function runCommands(stage: Stage): string[] {
+  return keyword(stage, 'RUN').map((instruction) => instruction.getArgumentsContent() ?? '');
+}
+
+function stageNamed(name: string | undefined): Stage {
+  const stage = stages.find((candidate) => candidate.name === name);
+  assert.ok(stage !== undefined, `no stage named ${String(name)}`);
+  return stage;
+}
+
+function entrypoint(): string[] {
+  assert.ok(finalStage !== undefined);
+  const entrypoints = keyword(finalStage, 'ENTRYPOINT');
+  assert.equal(entrypoints.length, 1);
+  return jsonForm(entrypoints[0]);
+}
+
+void describe('Dockerfile', () => {
+  void test('has a build stage, a production-dependencies stage and a runtime stage', () => {
+    assert.ok(stages.length >= 2);
+    assert.ok(finalStage !== undefined);
+  });
+
+  void test('every FROM is pinned by tag and sha256 digest, and no tag is latest', () => {
+    const stageNames = new Set<string>();
+    for (const stage of stages) {
+      const image = stage.from.getImage() ?? '';
+      if (!stageNames.has(image)) {
+        assert.ok(stage.from.getImageTag(), `${image} has no tag`);
+        assert.notEqual(stage.from.getImageTag(), 'latest', `${image} uses latest`);
+        assert.match(stage.from.getImageDigest() ?? '', /^sha256:[a-f0-9]{64}$/, `${image} is not pinned by digest`);
+      }
+      if (stage.name !== undefined) stageNames.add(stage.name);
+    }
+  });
+
+  void test('the runtime base is a Node 24 image', () => {
+    assert.match(finalStage?.from.getImageName() ?? '', /nodejs24|node/);
+    assert.match(`${finalStage?.from.getImageName() ?? ''}:${finalStage?.from.getImageTag() ?? ''}`, /24/);
+  });
+
+  void test('the runtime stage runs as a numeric non-root user', () => {
+    assert.ok(finalStage !== undefined);
+    const user = keyword(finalStage, 'USER').at(-1)?.getArgumentsContent();
+    assert.ok(user !== undefined && user !== null, 'no USER in the runtime stage');
+    const match = /^(\d+)(?::(\d+))?$/.exec(user.trim());
+    assert.ok(match?.[1] !== undefined, `USER ${user} is not numeric (Kubernetes cannot verify runAsNonRoot)`);
+    assert.notEqual(Number(match[1]), 0);
+    assert.equal(Number(match[1]), 65532);
+  });
+
+  void test('ENTRYPOINT runs the CLI on the image Node, CMD defaults to run, EXPOSE 9732', () => {
+    assert.ok(finalStage !== undefined);
+    assert.deepEqual(entrypoint(), ['/nodejs/bin/node', '/app/dist/bin.js']);
+    assert.deepEqual(jsonForm(keyword(finalStage, 'CMD')[0]), ['run']);
+    assert.deepEqual(keyword(finalStage, 'EXPOSE').map((expose) => expose.getArgumentsContent()), ['9732']);
+  });
+
+  void test('the ENTRYPOINT script is the file the build emits for src/bin.ts, and the one package.json `bin` names', () => {
+    const build = JSON.parse(readProjectFile('tsconfig.build.json')) as { compilerOptions?: { rootDir?: string; outDir?: string } };
+    const emitted = posix.join(build.compilerOptions?.outDir ?? '.', posix.relative(build.compilerOptions?.rootDir ?? '.', 'src/bin.js'));
+    assert.equal(entrypoint()[1], posix.join('/app', emitted));
+    const bin = packageJson.bin['ek-sidecar'];
+    assert.equal(posix.normalize(bin ?? ''), emitted, 'package.json bin must point at the file the build emits');
+  });
+
+  void test('the runtime stage holds production dependencies only, and no RUN (distroless has no shell)', () => {
+    assert.ok(finalStage !== undefined);
+    assert.deepEqual(runCommands(finalStage), []);
+    const modules = copies(finalStage).find((copy) => copy.sources.some((source) => source.endsWith('node_modules')));
+    assert.ok(modules?.from !== undefined, 'node_modules must come from another stage');
+    const depsStage = stageNamed(modules.from);
+    assert.ok(
+      runCommands(depsStage).some((command) => /\bnpm ci\b/.test(command) && /--omit=dev\b/.test(command)),
+      `stage ${modules.from} must install with npm ci --omit=dev`,
+    );
+    const fromContext = copies(finalStage).filter((copy) => copy.from === undefined).flatMap((copy) => copy.sources);
+    assert.deepEqual(fromContext, ['package.json'], 'the runtime stage takes only package.json from the build context');
+  });
+
+  void test('the build stage installs with scripts (node@24 needs its preinstall) and runs npm run build', () => {
+    const dist = finalStage === undefined ? undefined : copies(finalStage).find((copy) => copy.sources.some((source) => source.endsWith('/dist')));
+    assert.ok(dist?.from !== undefined);
+    const commands = runCommands(stageNamed(dist.from));
+    assert.ok(commands.some((command) => /\bnpm ci\b/.test(command) && !/--ignore-scripts|--omit=dev/.test(command)));
+    assert.ok(commands.includes('npm run build'));
+  });
+
+  void test('OCI labels describe the image; the version defaults to package.json', () => {
+    assert.ok(finalStage !== undefined);
+    const labels = new Map(
+      finalStage.instructions
+        .filter((instruction): instruction is Label => instruction instanceof Label)
+        .flatMap((label) => label.getProperties().map((property) => [property.getName(), property.getValue() ?? ''] as const)),
+    );
+    for (const key of ['title', 'description', 'version', 'revision', 'licenses']) {
+      assert.ok(labels.get(`org.opencontainers.image.${key}`), `missing org.opencontainers.image.${key}`);
+    }
+    assert.equal(labels.get('org.opencontainers.image.title'), 'ek-sidecar');
+    assert.equal(labels.get('org.opencontainers.image.licenses'), (JSON.parse(readProjectFile('package.json')) as { license: string }).license);
+    const versionArg = finalStage.instructions
+      .filter((instruction): instruction is Arg => instruction instanceof Arg)
+      .map((arg) => arg.getProperty())
+      .find((property) => property?.getName() === 'VERSION');
+    assert.equal(versionArg?.getValue(), packageJson.version);
+  });
+
+  void test('.dockerignore lets in what the stages copy and keeps node_modules, dist and .git out', () => {
+    const patterns = readProjectFile('.dockerignore')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !line.startsWith('#'));
+    const matches = (pattern: string, path: string): boolean => {
+      const glob = pattern.replace(/\/$/, '');
+      const escape = (text: string): string => text.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+      const body = glob
+        .split('**')
+        .map((part) => part.split('*').map(escape).join('[^/]*'))
+        .join('.*');
+      const regex = new RegExp(`^${body}(/.*)?$`);
+      return regex.test(path);
+    };
+    // As Docker reads it: the last pattern that matches decides, and a leading ! lets the path back in.
+    const included = (path: string): boolean => {
+      let keep = true;
+      for (const pattern of patterns) {
+        const negated = pattern.startsWith('!');
+        if (matches(negated ? pattern.slice(1) : pattern, path)) keep = negated;
+      }
+      return keep;
+    };
+    for (const stage of stages) {
+      for (const copy of copies(stage).filter((candidate) => candidate.from === undefined)) {
+        for (const source of copy.sources) assert.ok(included(source), `${source} is copied but excluded by .dockerignore`);
+      }
+    }
+    for (const path of ['node_modules', 'dist', '.git', 'test', 'helm', '.env']) {
+      assert.equal(included(path), false, `${path} should not be in the build context`);
+    }
+  });
+
+  void test(
+    'the stages, reproduced here, give a runtime tree whose CLI prints the package version on Node 24',
+    { timeout: 300_000, skip: missingTool('npm') },
+    (t) => {
+      const root = mkdtempSync(join(tmpdir(), 'ek-sidecar-image-'));
+      t.after(() => {
+        rmSync(root, { recursive: true, force: true });
+      });
+      const stageRoots = new Map<string, string>();
+      const env = {
+        ...process.env,
+        // The image's Node is Node 24: put this test's Node first, as the base image does.
+        PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+        npm_config_prefer_offline: 'true',
+        npm_config_update_notifier: 'false',
+      };
+      let finalRoot = '';
+      let finalEnv: Record<string, string> = {};
+
+      stages.forEach((stage, index) => {
+        const stageRoot = join(root, `stage-${String(index)}`);
+        mkdirSync(stageRoot);
+        if (stage.name !== undefined) stageRoots.set(stage.name, stageRoot);
+        let cwd = stageRoot;
+        finalRoot = stageRoot;
+        finalEnv = {};
+        for (const instruction of stage.instructions) {
+          const args = instruction.getArgumentsContent() ?? '';
+          switch (instruction.getKeyword()) {
+            case 'WORKDIR':
+              cwd = join(stageRoot, args);
+              mkdirSync(cwd, { recursive: true });
+              break;
+            case 'ENV':
+              for (const [key, value] of args.split(/\s+/).map((pair) => pair.split('='))) if (key && value !== undefined) finalEnv[key] = value;
+              break;
+            case 'COPY': {
+              assert.ok(instruction instanceof Copy);
+              const [copy] = copies({ ...stage, instructions: [instruction] });
+              assert.ok(copy !== undefined);
+              const sourceRoot = copy.from === undefined ? projectRoot : stageRoots.get(copy.from);
+              assert.ok(sourceRoot !== undefined, `COPY --from=${String(copy.from)}: no such stage`);
+              const target = copy.dest.startsWith('/') ? join(stageRoot, copy.dest) : join(cwd, copy.dest);
+              for (const source of copy.sources) {
+                const from = join(sourceRoot, source);
+                assert.ok(existsSync(from), `COPY source ${source} does not exist`);
+                const into = statSync(from).isDirectory() || !(copy.dest.endsWith('/') || copy.sources.length > 1) ? target : join(target, basename(source));
+                cpSync(from, into, { recursive: true });
+              }
+              break;
+            }
+            case 'RUN': {
+              if (/^npm ci\b/.test(args) && !args.includes('--omit=dev')) {
+                // The full development install from the same lockfile is the project's own node_modules: reuse it
+                // rather than download node@24's binary again.
+                symlinkSync(projectPath('node_modules'), join(cwd, 'node_modules'), 'dir');
+                break;
+              }
+              const result = run('/bin/sh', ['-c', args], { cwd, env, timeoutMs: 240_000 });
+              assert.equal(result.status, 0, `RUN ${args} failed:\n${result.stdout}\n${result.stderr}`);
+              break;
+            }
+            default:
+              break;
+          }
+        }
+      });
+
+      const modules = readdirSync(join(finalRoot, 'app', 'node_modules'));
+      for (const dependency of Object.keys(packageJson.dependencies)) {
+        assert.ok(existsSync(join(finalRoot, 'app', 'node_modules', dependency)), `runtime lacks ${dependency}`);
+      }
+      for (const devOnly of ['node', 'typescript', 'eslint']) assert.ok(!modules.includes(devOnly), `runtime holds the dev dependency ${devOnly}`);
+
+      const [nodeBinary, script, ...rest] = entrypoint();
+      assert.equal(nodeBinary, '/nodejs/bin/node');
+      assert.ok(script !== undefined);
+      const cli = join(finalRoot, script);
+      assert.ok(existsSync(cli), `${script} is not in the runtime tree (is src/bin.ts written yet?)`);
+      const version = run(process.execPath, [...rest, cli, '--version'], {
+        cwd: join(finalRoot, 'app'),
+        env: { PATH: process.env.PATH ?? '', ...finalEnv },
+        timeoutMs: 30_000,
+      });
+      assert.equal(version.status, 0, version.stderr);
+      assert.equal(version.stdout.trim(), packageJson.version);
+    },
+  );
+});

@@ -1,0 +1,107 @@
+// Validates Kubernetes objects against the Kubernetes OpenAPI schemas, twice over:
+//  1. kubernetes-models' generated validators (types, required fields, formats);
+//  2. the same package's generated TypeScript interfaces, through the TypeScript compiler: an object literal with a
+//     field the API does not know (a misspelt `startupProbes`, an init-container `restartPolicy` on a schema that
+//     predates native sidecars) is an excess-property error. That is the apiserver's strict field validation,
+//     which the generated validators do not do (they accept unknown fields).
+import ts from 'typescript';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { Secret } from 'kubernetes-models/v1/Secret';
+import { Service } from 'kubernetes-models/v1/Service';
+import { projectPath, field } from './helpers.ts';
+
+interface Kind {
+  /** Throws when the object does not match the schema. */
+  readonly validate: (object: Record<string, unknown>) => void;
+  /** Module and interface name of the generated TypeScript type. */
+  readonly module: string;
+  readonly typeName: string;
+}
+
+const KINDS: Readonly<Record<string, Kind>> = {
+  'apps/v1 Deployment': {
+    validate: (object) => {
+      new Deployment(object).validate();
+    },
+    module: 'kubernetes-models/apps/v1/Deployment',
+    typeName: 'IDeployment',
+  },
+  'v1 Secret': {
+    validate: (object) => {
+      new Secret(object).validate();
+    },
+    module: 'kubernetes-models/v1/Secret',
+    typeName: 'ISecret',
+  },
+  'v1 Service': {
+    validate: (object) => {
+      new Service(object).validate();
+    },
+    module: 'kubernetes-models/v1/Service',
+    typeName: 'IService',
+  },
+};
+
+function kindOf(object: Record<string, unknown>): string {
+  return `${String(field(object, 'apiVersion'))} ${String(field(object, 'kind'))}`;
+}
+
+/** One line per problem, naming the object; empty when every object is valid. */
+export function validateObjects(objects: readonly Record<string, unknown>[]): string[] {
+  const problems: string[] = [];
+  const known = objects.filter((object) => {
+    if (KINDS[kindOf(object)] !== undefined) return true;
+    problems.push(`${kindOf(object)}: no schema known to this test`);
+    return false;
+  });
+  for (const object of known) {
+    try {
+      KINDS[kindOf(object)]?.validate(object);
+    } catch (error) {
+      problems.push(`${kindOf(object)} ${String(field(field(object, 'metadata'), 'name'))}: ${String(error)}`);
+    }
+  }
+  problems.push(...strictFieldProblems(known));
+  return problems;
+}
+
+/** Type-checks the objects as object literals of the generated interfaces, in memory. */
+function strictFieldProblems(objects: readonly Record<string, unknown>[]): string[] {
+  if (objects.length === 0) return [];
+  const fileName = projectPath('test', 'packaging', '__manifests_under_test__.ts');
+  const imports = new Set<string>();
+  const declarations = objects.map((object, index) => {
+    const kind = KINDS[kindOf(object)];
+    if (kind === undefined) throw new Error(`unknown kind ${kindOf(object)}`);
+    imports.add(`import type { ${kind.typeName} } from '${kind.module}';`);
+    return `export const object${String(index)}: ${kind.typeName} = ${JSON.stringify(object, null, 2)};`;
+  });
+  const source = [...imports, ...declarations].join('\n');
+
+  const options: ts.CompilerOptions = {
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    types: [],
+  };
+  const host = ts.createCompilerHost(options);
+  const getSourceFile = host.getSourceFile.bind(host);
+  const fileExists = host.fileExists.bind(host);
+  const readFile = host.readFile.bind(host);
+  host.fileExists = (name) => name === fileName || fileExists(name);
+  host.readFile = (name) => (name === fileName ? source : readFile(name));
+  host.getSourceFile = (name, languageVersion, ...rest) =>
+    name === fileName ? ts.createSourceFile(name, source, languageVersion, true) : getSourceFile(name, languageVersion, ...rest);
+
+  const program = ts.createProgram([fileName], options, host);
+  return ts.getPreEmitDiagnostics(program).map((diagnostic) => {
+    const message = ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n');
+    if (diagnostic.file === undefined || diagnostic.start === undefined) return message;
+    const { line } = diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start);
+    const text = diagnostic.file.text.split('\n')[line]?.trim() ?? '';
+    return `${message} (at ${text})`;
+  });
+}
