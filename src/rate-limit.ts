@@ -25,9 +25,15 @@ export function budget(records: readonly ExchangeRecord[], fingerprint: string, 
     .sort((a, b) => a - b);
   const remaining = Math.max(0, limit.max - inWindow.length);
   if (remaining > 0) return { remaining, nextAllowedAtMs: nowMs };
-  // The slot frees when the attempt `max` places back leaves the window.
+  // The slot frees when the attempt `max` places back leaves the window, plus a margin: the upstream counts
+  // arrivals, and a request that travelled faster than the one a window before it must still land outside.
   const freeing = inWindow[inWindow.length - limit.max] ?? nowMs;
-  return { remaining, nextAllowedAtMs: Math.max(nowMs, freeing + limit.windowMs + 1) };
+  return { remaining, nextAllowedAtMs: Math.max(nowMs, freeing + limit.windowMs + arrivalMargin(limit)) };
+}
+
+/** 2 % of the window, between 50 ms and 2 s: 1.2 s for the upstream's 10 per minute. */
+export function arrivalMargin(limit: RateLimit): number {
+  return Math.min(2_000, Math.max(50, Math.round(limit.windowMs * 0.02)));
 }
 
 /**
