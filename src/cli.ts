@@ -3,10 +3,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { checkJwtFile } from './check.ts';
 import { ConfigError, type Config } from './config.ts';
-import { runDaemon } from './daemon.ts';
 import { JwtFileError } from './jwt-file.ts';
-import { createLogger } from './log.ts';
-import { runOnce } from './once.ts';
 import { OPTIONS } from './options.ts';
 import { resolveConfig, type FlagValues } from './resolve-config.ts';
 
@@ -45,9 +42,12 @@ async function execute(command: Command, config: Config): Promise<number> {
     process.stderr.write(result.stderr);
     return result.code;
   }
+  // Loaded on demand: `check` runs as an exec probe, and should not pay for undici, prom-client and chokidar.
+  const { createLogger } = await import('./log.ts');
   const log = createLogger(config.logLevel);
   try {
-    return command === 'once' ? await runOnce(config, log) : await runDaemon(config, log);
+    if (command === 'once') return await (await import('./once.ts')).runOnce(config, log);
+    return await (await import('./daemon.ts')).runDaemon(config, log);
   } catch (error) {
     const message = error instanceof JwtFileError ? `cannot write the JWT file ${error.message}` : startFailure(error);
     log.fatal(message);

@@ -153,8 +153,8 @@ export function parseApiUrl(text: string): Parsed<string> {
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return fail(`"${text}" must be http or https`);
   if (url.username !== '' || url.password !== '') return fail('credentials in the URL are not allowed');
-  if (url.search !== '' || url.hash !== '') return fail('the URL must not have a query or fragment');
-  return ok(url.href.replace(/\/+$/, ''));
+  if (url.search !== '' || url.hash !== '' || /[?#]/.test(text)) return fail('the URL must not have a query or fragment');
+  return ok(`${url.origin}${url.pathname}`.replace(/\/+$/, ''));
 }
 
 export function parseBoolean(text: string): Parsed<boolean> {

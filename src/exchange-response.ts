@@ -122,7 +122,7 @@ function upstreamMessage(body: string): string | undefined {
   try {
     const parsed: unknown = JSON.parse(body);
     if (typeof parsed === 'object' && parsed !== null && 'message' in parsed && typeof parsed.message === 'string') {
-      return parsed.message.slice(0, 200).replace(SECRET_LOOKING, '[redacted]');
+      return parsed.message.replace(SECRET_LOOKING, '[redacted]').slice(0, 200);
     }
   } catch {
     // Not JSON: the status says enough.

@@ -15,20 +15,22 @@ export interface BudgetState {
 
 /**
  * The client-side cap: at most `limit.max` exchange attempts per token in any window of `limit.windowMs`.
- * An attempt at `nowMs` counts every earlier attempt at or after `nowMs - windowMs`, so any two attempts
- * `max` apart are more than a whole window apart, whichever way the upstream draws its window edges.
+ * An attempt at `nowMs` counts every earlier attempt after `nowMs - windowMs - margin`, so any two
+ * attempts `max` apart are more than a whole window apart, whichever way the upstream draws its window edges.
+ * The margin exists because the upstream counts arrivals: a request that travels faster than the one a window
+ * before it must still land outside that window.
  */
 export function budget(records: readonly ExchangeRecord[], fingerprint: string, limit: RateLimit, nowMs: number): BudgetState {
+  const span = limit.windowMs + arrivalMargin(limit);
   const inWindow = records
-    .filter((record) => record.fingerprint === fingerprint && record.atMs >= nowMs - limit.windowMs)
+    .filter((record) => record.fingerprint === fingerprint && record.atMs > nowMs - span)
     .map((record) => record.atMs)
     .sort((a, b) => a - b);
   const remaining = Math.max(0, limit.max - inWindow.length);
   if (remaining > 0) return { remaining, nextAllowedAtMs: nowMs };
-  // The slot frees when the attempt `max` places back leaves the window, plus a margin: the upstream counts
-  // arrivals, and a request that travelled faster than the one a window before it must still land outside.
+  // The slot frees when the attempt `max` places back leaves the (widened) window.
   const freeing = inWindow[inWindow.length - limit.max] ?? nowMs;
-  return { remaining, nextAllowedAtMs: Math.max(nowMs, freeing + limit.windowMs + arrivalMargin(limit)) };
+  return { remaining, nextAllowedAtMs: Math.max(nowMs, freeing + span) };
 }
 
 /** 2 % of the window, between 50 ms and 2 s: 1.2 s for the upstream's 10 per minute. */
@@ -41,7 +43,7 @@ export function arrivalMargin(limit: RateLimit): number {
  * by more than a window) are dropped too, rather than blocking exchanges until the clock catches up.
  */
 export function prune(records: readonly ExchangeRecord[], limit: RateLimit, nowMs: number): ExchangeRecord[] {
-  return records.filter((record) => record.atMs >= nowMs - limit.windowMs && record.atMs <= nowMs + limit.windowMs);
+  return records.filter((record) => record.atMs >= nowMs - limit.windowMs - arrivalMargin(limit) && record.atMs <= nowMs + limit.windowMs);
 }
 
 /** Union of two logs (this process's and what another process wrote to the state file), without duplicates. */

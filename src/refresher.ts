@@ -11,6 +11,8 @@ import { backoffDelay, isAuthFailure, isReusable, planNextStep, refreshPoint, re
 import type { SidecarState } from './state-file.ts';
 import type { HeldJwt, Status } from './status.ts';
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Where JWTs and the state go: the JWT file and its state file in production, memory in tests. */
 export interface JwtStore {
   writeJwt(held: HeldJwt, nowMs: number): Promise<void>;
@@ -163,7 +165,8 @@ export class Refresher {
       status.setNextAttempt(plan.untilMs);
       metrics.nextRefresh.set(plan.untilMs / 1000);
       if (plan.cause === 'budget') this.#deps.log.warn({ tokenFingerprint: token.fingerprint, until: iso(plan.untilMs) }, 'exchange delayed by the client-side rate limit');
-      this.#timer = this.#timers.setTimeout(() => { this.#tick(); }, plan.untilMs - now);
+      // Node timers overflow past 2^31-1 ms; a tick re-plans anyway, so a long wait is taken in steps.
+      this.#timer = this.#timers.setTimeout(() => { this.#tick(); }, Math.min(plan.untilMs - now, MAX_TIMER_MS));
       return;
     }
     this.#inFlight = this.#exchange(token).finally(() => {

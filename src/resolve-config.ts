@@ -5,6 +5,10 @@ import { ConfigError, isLoopbackHost, parseListen, type Config } from './config.
 import { parseHookCommand } from './on-refresh.ts';
 import { OPTIONS, VALIDATORS, type OptionName } from './options.ts';
 
+/** Beyond these, timers overflow (Node caps them at 2^31-1 ms) or the setting is surely a typo. */
+const MAX_TIMEOUT_MS = 10 * 60_000;
+const MAX_WINDOW_MS = 24 * 3_600_000;
+
 export type FlagValues = Partial<Record<OptionName, string | boolean>>;
 
 /**
@@ -42,7 +46,9 @@ export function resolveConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config
   const metricsText = raw['metrics-listen'] ?? '';
   const metricsListen = metricsText.trim().toLowerCase() === 'off' ? undefined : check('metrics-listen', parseListen);
   const timeoutMs = check('timeout', VALIDATORS.timeout);
-  if (timeoutMs <= 0) throw configError('timeout', sourceOf, 'must be longer than 0');
+  if (timeoutMs <= 0 || timeoutMs > MAX_TIMEOUT_MS) throw configError('timeout', sourceOf, 'must be longer than 0 and at most 10m');
+  const rateLimit = check('rate-limit', VALIDATORS['rate-limit']);
+  if (rateLimit.windowMs > MAX_WINDOW_MS) throw configError('rate-limit', sourceOf, 'the window must be at most 24h');
 
   const explicitTokenFile = sourceOf.has('token-file');
   const envToken = env.EK_API_TOKEN;
@@ -66,7 +72,7 @@ export function resolveConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config
     metricsListen,
     refreshWindow: check('refresh-window', VALIDATORS['refresh-window']),
     minTtlMs: check('min-ttl', VALIDATORS['min-ttl']),
-    rateLimit: check('rate-limit', VALIDATORS['rate-limit']),
+    rateLimit,
     timeoutMs,
     caFile: raw['ca-file'] === undefined ? undefined : readCaFile(raw['ca-file'], sourceOf).path,
     caPem: raw['ca-file'] === undefined ? undefined : readCaFile(raw['ca-file'], sourceOf).pem,
