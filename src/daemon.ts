@@ -21,7 +21,7 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
   const servers: RunningServer[] = [];
   servers.push(await startTokenServer({ listen: config.listen, status, metrics, clock, log }));
   if (config.metricsListen !== undefined) {
-    servers.push(await startOpsServer({ listen: config.metricsListen, status, metrics, clock, alive: () => alive, log }));
+    servers.push(await startOpsServer({ listen: config.metricsListen, status, metrics, clock, alive: () => alive, beforeScrape: () => { refresher.refreshGauges(); }, log }));
   }
   log.info({ tokenApi: servers[0]?.address, metrics: servers[1]?.address ?? 'off', jwtFile: config.jwtFile }, 'ek-sidecar started');
 

@@ -26,6 +26,8 @@ export interface OpsServerOptions {
   readonly clock: Clock;
   /** Whether the daemon's main loop is still running: the liveness answer. */
   readonly alive: () => boolean;
+  /** Gauges that depend on the time of the scrape (the rolling budget) are brought up to date here. */
+  readonly beforeScrape?: () => void;
   readonly log?: Logger;
   /** SPEC defaults when absent; tests shorten them. */
   readonly timeouts?: Partial<HttpTimeouts>;
@@ -92,7 +94,8 @@ async function decide(options: OpsServerOptions, req: IncomingMessage, path: str
 }
 
 /** Health gauges are set from recorded state just before rendering, so a scrape always agrees with /readyz. */
-async function metricsReply({ status, metrics, clock }: OpsServerOptions): Promise<Reply> {
+async function metricsReply({ status, metrics, clock, beforeScrape }: OpsServerOptions): Promise<Reply> {
+  beforeScrape?.();
   const held = status.held();
   metrics.ready.set(status.readiness(clock.now()).ready ? 1 : 0);
   metrics.jwtExpiry.set(held === undefined ? 0 : held.expiresAtMs / 1000);

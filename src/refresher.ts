@@ -265,6 +265,11 @@ export class Refresher {
     }
   }
 
+  /** Bring time-dependent gauges up to date (called before each scrape: the window slides between ticks). */
+  refreshGauges(): void {
+    this.#updateBudgetGauge();
+  }
+
   #updateBudgetGauge(): void {
     const { config, clock, metrics } = this.#deps;
     const token = this.#token;
