@@ -196,22 +196,35 @@ export class Refresher {
     stopTimer();
     metrics.exchanges.inc({ result: 'success' });
     metrics.lastExchangeSuccess.set(clock.now() / 1000);
-    this.#failures = 0;
-    this.#lastError = undefined;
-    const { remaining, resetMs } = exchanged.rateLimit;
-    this.#upstreamBlockedUntilMs = remaining === 0 && resetMs !== undefined ? clock.now() + resetMs : undefined;
     const issuedAtMs = exchanged.issuedAtMs;
     const refreshAtMs = refreshPoint({ issuedAtMs, expiresAtMs: exchanged.held.expiresAtMs }, config.refreshWindow, config.minTtlMs, this.#deps.random);
-    this.#dueAtMs = refreshAtMs;
+    // The JWT is good and is kept, but when the token rotated while it was in flight, the schedule belongs to the
+    // new token: onToken asked for an exchange now, and the old token's result must not push it back.
+    if (this.#isCurrent(token)) {
+      this.#failures = 0;
+      this.#lastError = undefined;
+      const { remaining, resetMs } = exchanged.rateLimit;
+      this.#upstreamBlockedUntilMs = remaining === 0 && resetMs !== undefined ? clock.now() + resetMs : undefined;
+      this.#dueAtMs = refreshAtMs;
+    }
     const current: Current = { held: exchanged.held, tokenFingerprint: token.fingerprint, issuedAtMs, refreshAtMs };
     log.info({ tokenFingerprint: token.fingerprint, result: 'success', expiresAt: iso(exchanged.held.expiresAtMs), nextRefreshAt: iso(refreshAtMs) }, 'exchanged the API token for a new JWT');
     status.setProblem(undefined);
     await this.#persist(current);
   }
 
+  #isCurrent(token: ApiToken): boolean {
+    return this.#token?.fingerprint === token.fingerprint;
+  }
+
   #onFailure(error: ExchangeError, token: ApiToken): void {
     const { clock, metrics, log, status, random } = this.#deps;
     metrics.exchanges.inc({ result: error.code });
+    if (!this.#isCurrent(token)) {
+      // A failure of the token that was just rotated away: counted and logged, but it sets no schedule for the new one.
+      log.warn({ tokenFingerprint: token.fingerprint, result: error.code, status: error.status }, `${error.message}; the API token has since been rotated`);
+      return;
+    }
     this.#failures += 1;
     this.#lastError = error;
     const delay = retryDelay(error, this.#failures, random);
