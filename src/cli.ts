@@ -121,11 +121,20 @@ function startFailure(error: unknown): string {
   return error.message;
 }
 
-/** yargs says "Unknown argument: foo"; name it as the user typed it, `--foo`. */
+/**
+ * yargs says "Unknown argument: foo"; name it as the user typed it. A value that starts with a dash (`--min-ttl -5s`)
+ * is read by yargs as more flags: name the option it was meant for instead.
+ */
 function nameFlags(message: string, argv: readonly string[]): string {
   const match = /^Unknown arguments?: (.*)$/.exec(message);
   if (match?.[1] === undefined) return message;
-  const names = match[1].split(', ').map((name) => (argv.some((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`)) ? `--${name}` : name));
+  const stringOptions = new Set<string>(OPTIONS.filter((option) => option.kind === 'string').map((option) => `--${option.flag}`));
+  const index = argv.findIndex((arg, i) => i > 0 && arg.startsWith('-') && stringOptions.has(argv[i - 1] ?? ''));
+  if (index > 0) return `${argv[index - 1] ?? ''}: "${argv[index] ?? ''}" is not a valid value`;
+  const names = match[1].split(', ').map((name) => {
+    const typed = argv.find((arg) => [`--${name}`, `--no-${name}`].some((flag) => arg === flag || arg.startsWith(`${flag}=`)));
+    return typed === undefined ? name : typed.split('=')[0] ?? name;
+  });
   return `unknown ${names.length > 1 ? 'arguments' : 'argument'} ${names.join(', ')}`;
 }
 
