@@ -34,7 +34,7 @@ const BAD: readonly (readonly [string, readonly string[], Record<string, string>
   ['bad env listen', [], { EK_LISTEN: '10.0.0.1:9731' }, 'EK_LISTEN'],
 ];
 
-describe('bad configuration exits 2 with one line naming the option', () => {
+describe('bad configuration exits 2 with one line naming the option', { concurrency: 4 }, () => {
   for (const [what, argv, env, option] of BAD) {
     test(what, async () => {
       // `check` would exit 1 on the missing JWT file: a 2 can only come from the configuration.
