@@ -87,7 +87,7 @@ function printHowTo(p: { token: number; metrics: number }): void {
   console.log(`
 ──────────────────────────────────────────────────────────────────────────────
  ek-sidecar demo: the daemon is running against a fake Enkryptify API (JWTs live
- ${String(values.lifetime)} s here, so you can watch refreshes; the real ones live 15 minutes).
+ ${values.lifetime} s here, so you can watch refreshes; the real ones live 15 minutes).
 
  Read the token (from another terminal, in ${process.cwd()}):
    cat ${jwtPath}
