@@ -42,7 +42,11 @@ export function createHookRunner(argv: readonly string[], jwtFile: string, log: 
       stdio: ['ignore', 'inherit', 'inherit'],
       timeout: HOOK_TIMEOUT_MS,
     });
+    let finished = false;
+    // 'error' and 'exit' may both fire for one child (a spawn failure may or may not be followed by 'exit').
     const finish = (outcome: { code?: number | null; signal?: NodeJS.Signals | null; error?: Error }): void => {
+      if (finished) return;
+      finished = true;
       running = false;
       if (outcome.error !== undefined) log.error({ command }, `--on-refresh command could not start: ${outcome.error.message}`);
       else if (outcome.code !== 0) log.error({ command, exitCode: outcome.code, signal: outcome.signal }, '--on-refresh command failed');
