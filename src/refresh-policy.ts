@@ -53,13 +53,15 @@ export function isAuthFailure(error: Pick<ExchangeError, 'code'>): boolean {
  * How long to wait after a failed exchange, in one fixed order:
  *  1. 401/403: the slow authentication retry (a new token or SIGHUP cuts it short);
  *  2. anything else (429, 5xx, network, invalid answer): full-jitter backoff,
- *  3. stretched to the upstream's Retry-After when that is longer (capped at 15 minutes).
+ *  3. added on top of the upstream's Retry-After when it sends one (capped at 15 minutes). Retry-After alone would
+ *     line up every client that shares the token on the same instant; the jitter spreads them, and grows with
+ *     each failure, so a fleet that overran the shared budget drains instead of colliding again.
  */
 export function retryDelay(error: Pick<ExchangeError, 'code' | 'retryAfterMs'>, failures: number, random: Random): number {
   if (isAuthFailure(error)) return authRetryDelay(random);
   const backoff = backoffDelay(failures, random);
   const asked = error.retryAfterMs === undefined ? 0 : Math.min(error.retryAfterMs, RETRY_AFTER_CAP_MS);
-  return Math.max(backoff, asked);
+  return asked + backoff;
 }
 
 /** What the refresher knows when it decides what to do next. */

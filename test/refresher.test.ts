@@ -388,26 +388,26 @@ describe('transient failures: full-jitter backoff, the old JWT kept', () => {
     await h.refresher.stop();
   });
 
-  test('429 with Retry-After: 30 → the next attempt not before 30 s', async () => {
+  test('429 with Retry-After: 30 → the next attempt after 30 s plus the jittered backoff', async () => {
     const h = harness({ random: 1 });
     await start(h, apiToken('retry-after'), respond.status(429, { 'retry-after': '30' }));
     assert.equal(await counter(h.metrics.exchanges, 'rate_limited'), 1);
-    await expectNextCallIn(h, 30 * SECOND, 'Retry-After 30');
+    await expectNextCallIn(h, 31 * SECOND, 'Retry-After 30 + backoff 1 s');
     assert.ok(h.served() !== undefined);
     await h.refresher.stop();
   });
 
-  test('429 with Retry-After as an HTTP-date 45 s ahead → the next attempt 45 s later', async () => {
+  test('429 with Retry-After as an HTTP-date 45 s ahead → the next attempt 45 s plus backoff later', async () => {
     const h = harness({ random: 1 });
     await start(h, apiToken('retry-date'), respond.status(429, { 'retry-after': new Date(T0 + 45 * SECOND).toUTCString() }));
-    await expectNextCallIn(h, 45 * SECOND, 'Retry-After date');
+    await expectNextCallIn(h, 46 * SECOND, 'Retry-After date + backoff 1 s');
     await h.refresher.stop();
   });
 
   test('an absurd Retry-After is capped at 15 minutes', async () => {
     const h = harness({ random: 1 });
     await start(h, apiToken('retry-after-cap'), respond.status(429, { 'retry-after': '86400' }));
-    await expectNextCallIn(h, 15 * MINUTE, 'capped Retry-After');
+    await expectNextCallIn(h, 15 * MINUTE + SECOND, 'capped Retry-After + backoff 1 s');
     await h.refresher.stop();
   });
 
@@ -445,7 +445,7 @@ describe('transient failures: full-jitter backoff, the old JWT kept', () => {
     await h.refresher.stop();
   });
 
-  test('a backoff longer than Retry-After wins', async () => {
+  test('Retry-After adds to the grown backoff, so clients sharing a token spread out', async () => {
     const h = harness({ random: 1 });
     h.client.enqueue(respond.status(503), respond.status(503), respond.status(503), respond.status(429, { 'retry-after': '2' }));
     h.refresher.onToken(apiToken('longer-backoff'));
@@ -453,7 +453,7 @@ describe('transient failures: full-jitter backoff, the old JWT kept', () => {
     await expectNextCallIn(h, 1 * SECOND, '1st');
     await expectNextCallIn(h, 2 * SECOND, '2nd');
     await expectNextCallIn(h, 4 * SECOND, '3rd');
-    await expectNextCallIn(h, 8 * SECOND, 'the 4th failure backs off 8 s, longer than Retry-After 2');
+    await expectNextCallIn(h, 10 * SECOND, 'the 4th failure: Retry-After 2 s + backoff 8 s');
     await h.refresher.stop();
   });
 });
