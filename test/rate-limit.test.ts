@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RateLimit } from '../src/config.ts';
 import { arrivalMargin, budget, merge, prune, type BudgetState, type ExchangeRecord } from '../src/rate-limit.ts';
+import { mulberry32 } from './helpers/prng.ts';
 
 const T0 = 1_700_000_000_000;
 const FP = 'aaaa1111';
@@ -148,17 +149,6 @@ void describe('merge', () => {
   });
 });
 
-/** mulberry32: a small seeded PRNG, so that a failing run can be replayed from its seed. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** The most records of `times` (sorted) inside any closed interval [s, s + windowMs]. */
 function busiestWindow(times: readonly number[], windowMs: number): number {

@@ -14,6 +14,7 @@ import { Refresher, type JwtStore } from '../src/refresher.ts';
 import { EMPTY_STATE, type SidecarState } from '../src/state-file.ts';
 import { Status, type HeldJwt } from '../src/status.ts';
 import { fakeTime, settle, type FakeClock, type FakeTimers } from './helpers/fake-timers.ts';
+import { mulberry32 } from './helpers/prng.ts';
 
 /** A whole second, so that `exp` (seconds) and the refresher's millisecond arithmetic agree exactly. */
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
@@ -960,14 +961,3 @@ describe('secrets', () => {
   });
 });
 
-/** A small seeded PRNG, so that the long run is the same run every time. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}

@@ -5,20 +5,11 @@ import { after, before, describe, test } from 'node:test';
 import { baseArgs, findLeaks, runCli, startDaemon, tempDir, waitFor } from './helpers/daemon.ts';
 import { startFakeApi, type FakeApi } from './helpers/fake-api.ts';
 import { createSecretVolume, rotateSecretVolume } from './helpers/kubelet-secret.ts';
+import { mulberry32 } from './helpers/prng.ts';
 
 const A = 'ek_live_restart_token_a_0123456789abcdef';
 const B = 'ek_live_restart_token_b_0123456789abcdef';
 
-/** A small deterministic PRNG, so a failing chaos run can be replayed. */
-function mulberry32(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('restarts', () => {
   let api: FakeApi;
