@@ -2,6 +2,7 @@
 import { CLI } from './paths.ts';
 import { spawnNode, type Child } from './processes.ts';
 import { waitFor } from './wait.ts';
+import { baseArgs } from '../../test/helpers/daemon.ts';
 
 export const MSG_STARTED = 'ek-sidecar started';
 export const MSG_EXCHANGED = 'exchanged the API token for a new JWT';
@@ -40,13 +41,7 @@ export function startSidecar(options: SidecarOptions): Sidecar {
   const args = [
     ...(options.nodeArgs ?? []),
     CLI,
-    'run',
-    '--api-url', options.apiUrl,
-    '--token-file', options.tokenFile,
-    '--jwt-file', options.jwtFile,
-    '--listen', '127.0.0.1:0',
-    '--metrics-listen', '127.0.0.1:0',
-    ...(options.extra ?? []),
+    ...baseArgs({ apiUrl: options.apiUrl, tokenFile: options.tokenFile, jwtFile: options.jwtFile, ...(options.extra === undefined ? {} : { extra: options.extra }) }),
   ];
   const spawnedAtMs = performance.now();
   const child = spawnNode(args, { ...(options.env === undefined ? {} : { env: options.env }) });

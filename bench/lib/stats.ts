@@ -35,13 +35,5 @@ export function times(ratio: number): string {
   return Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : 'n/a';
 }
 
-/** The most of ascending `timesMs` inside any window [t, t + windowMs), the way a rolling limiter counts. */
-export function maxInAnyWindow(timesMs: readonly number[], windowMs: number): number {
-  let best = 0;
-  let start = 0;
-  for (let end = 0; end < timesMs.length; end++) {
-    while ((timesMs[end] ?? 0) - (timesMs[start] ?? 0) >= windowMs) start++;
-    best = Math.max(best, end - start + 1);
-  }
-  return best;
-}
+/** The most of ascending `timesMs` inside any window [t, t + windowMs): the fake API's own count. */
+export { maxInAnyWindow } from '../../test/helpers/fake-api.ts';
