@@ -10,7 +10,6 @@ import { mulberry32 } from './helpers/prng.ts';
 const A = 'ek_live_restart_token_a_0123456789abcdef';
 const B = 'ek_live_restart_token_b_0123456789abcdef';
 
-
 describe('restarts', () => {
   let api: FakeApi;
   let dir: Awaited<ReturnType<typeof tempDir>>;
