@@ -37,8 +37,11 @@ export function createHookRunner(argv: readonly string[], jwtFile: string, log: 
       return;
     }
     running = true;
+    // The hook needs the JWT file, never the API token: a development EK_API_TOKEN is not passed on.
+    const env: NodeJS.ProcessEnv = { ...process.env, EK_JWT_FILE: jwtFile };
+    delete env.EK_API_TOKEN;
     const child = spawn(command, args, {
-      env: { ...process.env, EK_JWT_FILE: jwtFile },
+      env,
       stdio: ['ignore', 'inherit', 'inherit'],
       timeout: HOOK_TIMEOUT_MS,
     });

@@ -51,12 +51,16 @@ describe('--on-refresh and EK_API_TOKEN', () => {
     }
   });
 
-  test('EK_API_TOKEN is used when no token file is given, with one warning', async () => {
+  test('EK_API_TOKEN is used when no token file is given, with one warning, and never passed to the hook', async () => {
     const jwtFile = join(dir.path, 'jwt-env');
-    const args = ['run', '--api-url', api.url, '--jwt-file', jwtFile, '--listen', '127.0.0.1:0', '--metrics-listen', 'off'];
+    const hookEnv = join(dir.path, 'hook-env');
+    const args = ['run', '--api-url', api.url, '--jwt-file', jwtFile, '--listen', '127.0.0.1:0', '--metrics-listen', 'off', '--on-refresh', `sh -c 'env > ${hookEnv}'`];
     const daemon = startDaemon(args, { EK_API_TOKEN: T1 });
     await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
     assert.equal(daemon.logs().filter((line) => typeof line.msg === 'string' && line.msg.includes('EK_API_TOKEN')).length, 1);
+    const seenByHook = await waitFor(async () => (await readFile(hookEnv, 'utf8').catch(() => '')) || undefined);
+    assert.match(seenByHook, /^EK_JWT_FILE=/m);
+    assert.ok(!seenByHook.includes(T1), 'the hook does not get the API token');
     assert.equal((await daemon.stop()).code, 0);
   });
 
