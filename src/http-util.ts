@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { ListenAddress } from './config.ts';
 
 /** A listening server: where it is bound (the real port when asked for 0) and how to stop it. */
@@ -22,8 +22,8 @@ export interface HttpTimeouts {
   /** Idle keep-alive connections are closed after this. */
   readonly keepAliveTimeoutMs: number;
   /**
-   * How often node:http looks for expired requests. Its default is 30 s, which would let a slow client
-   * hold a connection for up to 35 s despite a 5 s headers timeout.
+   * How often node:http itself looks for expired requests: only a backstop, since deadlines() below enforces the
+   * limits per connection. node:http's check wakes the process on every interval even with no connection open.
    */
   readonly checkIntervalMs: number;
 }
@@ -32,7 +32,7 @@ export const DEFAULT_TIMEOUTS: HttpTimeouts = {
   headersTimeoutMs: 5_000,
   requestTimeoutMs: 10_000,
   keepAliveTimeoutMs: 5_000,
-  checkIntervalMs: 1_000,
+  checkIntervalMs: 30_000,
 };
 
 export const JSON_TYPE = 'application/json';
@@ -47,7 +47,7 @@ export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 export function createHttpServer(timeouts: Partial<HttpTimeouts> | undefined, handler: Handler): Server {
   const t = { ...DEFAULT_TIMEOUTS, ...timeouts };
-  return createServer(
+  const server = createServer(
     {
       headersTimeout: t.headersTimeoutMs,
       requestTimeout: t.requestTimeoutMs,
@@ -58,6 +58,55 @@ export function createHttpServer(timeouts: Partial<HttpTimeouts> | undefined, ha
     },
     handler,
   );
+  enforceDeadlines(server, t);
+  return server;
+}
+
+const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
+
+/**
+ * The slow-client limits, per connection: the headers within headersTimeoutMs and the whole request within
+ * requestTimeoutMs of the connection (or, on a kept-alive connection, of the end of the previous response plus the
+ * keep-alive timeout), else 408 and close, as node:http does. These timers exist only while a connection is open, so
+ * an idle sidecar is not woken every second by node:http's own check.
+ */
+function enforceDeadlines(server: Server, t: HttpTimeouts): void {
+  const deadlines = new WeakMap<Socket, { arm: (graceMs: number) => void; headersDone: () => void; requestDone: () => void }>();
+  server.on('connection', (socket: Socket) => {
+    let headers: NodeJS.Timeout | undefined;
+    let whole: NodeJS.Timeout | undefined;
+    const expire = (): void => {
+      clearTimeout(headers);
+      clearTimeout(whole);
+      if (!socket.destroyed) socket.end(REQUEST_TIMEOUT);
+    };
+    const control = {
+      arm: (graceMs: number) => {
+        clearTimeout(headers);
+        clearTimeout(whole);
+        headers = setTimeout(expire, graceMs + t.headersTimeoutMs);
+        whole = setTimeout(expire, graceMs + t.requestTimeoutMs);
+      },
+      headersDone: () => { clearTimeout(headers); },
+      requestDone: () => { clearTimeout(whole); },
+    };
+    deadlines.set(socket, control);
+    control.arm(0);
+    socket.once('close', () => {
+      clearTimeout(headers);
+      clearTimeout(whole);
+    });
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const control = deadlines.get(req.socket);
+    if (control === undefined) return;
+    control.headersDone();
+    req.once('end', control.requestDone);
+    res.once('finish', () => {
+      // Answered: the next request on this kept-alive connection gets its own deadlines.
+      control.arm(t.keepAliveTimeoutMs);
+    });
+  });
 }
 
 /** Bind `server` to `listen`; resolves once listening, rejects on EADDRINUSE and the like. */

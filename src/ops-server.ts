@@ -33,8 +33,6 @@ export interface OpsServerOptions {
   readonly timeouts?: Partial<HttpTimeouts>;
 }
 
-const OPS_CHECK_INTERVAL_MS = 5_000;
-
 const PATHS = new Set(['/metrics', '/healthz', '/readyz']);
 
 const REPLY = {
@@ -54,9 +52,7 @@ const REPLY = {
  * Every answer is derived from what `status` records; nothing is polled or fetched to answer.
  */
 export function startOpsServer(options: OpsServerOptions): Promise<RunningServer> {
-  // Slow clients are looked for every 5 s rather than every 1 s: this listener serves no token, and one wake-up a
-  // second less is a large share of an idle sidecar's CPU. The token API keeps the 1 s check for its 5 s/10 s limits.
-  const server = createHttpServer({ checkIntervalMs: OPS_CHECK_INTERVAL_MS, ...options.timeouts }, opsHandler(options));
+  const server = createHttpServer(options.timeouts, opsHandler(options));
   return startServer(server, options.listen);
 }
 
