@@ -65,48 +65,55 @@ export function createHttpServer(timeouts: Partial<HttpTimeouts> | undefined, ha
 const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
 
 /**
- * The slow-client limits, per connection: the headers within headersTimeoutMs and the whole request within
- * requestTimeoutMs of the connection (or, on a kept-alive connection, of the end of the previous response plus the
- * keep-alive timeout), else 408 and close, as node:http does. These timers exist only while a connection is open, so
- * an idle sidecar is not woken every second by node:http's own check.
+ * The slow-client limits, per connection, as node:http would apply them but without its check that wakes the
+ * process every interval even when no connection is open: a request's headers within headersTimeoutMs (of the
+ * connection, or of the previous request on a kept-alive one), its body within requestTimeoutMs of its headers;
+ * else 408 and close. Two timers per connection, refreshed (never re-created) per request, keep this off the token
+ * API's hot path.
  */
 function enforceDeadlines(server: Server, t: HttpTimeouts): void {
-  const deadlines = new WeakMap<Socket, { arm: (graceMs: number) => void; headersDone: () => void; requestDone: () => void }>();
+  const byConnection = new WeakMap<Socket, Deadlines>();
   server.on('connection', (socket: Socket) => {
-    let headers: NodeJS.Timeout | undefined;
-    let whole: NodeJS.Timeout | undefined;
-    const expire = (): void => {
-      clearTimeout(headers);
-      clearTimeout(whole);
-      if (!socket.destroyed) socket.end(REQUEST_TIMEOUT);
-    };
-    const control = {
-      arm: (graceMs: number) => {
-        clearTimeout(headers);
-        clearTimeout(whole);
-        headers = setTimeout(expire, graceMs + t.headersTimeoutMs);
-        whole = setTimeout(expire, graceMs + t.requestTimeoutMs);
-      },
-      headersDone: () => { clearTimeout(headers); },
-      requestDone: () => { clearTimeout(whole); },
-    };
-    deadlines.set(socket, control);
-    control.arm(0);
-    socket.once('close', () => {
-      clearTimeout(headers);
-      clearTimeout(whole);
-    });
+    const deadlines = new Deadlines(socket, t);
+    byConnection.set(socket, deadlines);
+    socket.once('close', () => { deadlines.stop(); });
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const control = deadlines.get(req.socket);
-    if (control === undefined) return;
-    control.headersDone();
-    req.once('end', control.requestDone);
-    res.once('finish', () => {
-      // Answered: the next request on this kept-alive connection gets its own deadlines.
-      control.arm(t.keepAliveTimeoutMs);
-    });
+    byConnection.get(req.socket)?.headersReceived(res);
   });
+}
+
+class Deadlines {
+  /** The response to the latest request on this connection; undefined until the first request's headers arrive. */
+  #response: ServerResponse | undefined;
+  readonly #headers: NodeJS.Timeout;
+  readonly #whole: NodeJS.Timeout;
+
+  constructor(socket: Socket, t: HttpTimeouts) {
+    const expire = (): void => {
+      if (!socket.destroyed) socket.end(REQUEST_TIMEOUT);
+    };
+    this.#headers = setTimeout(() => {
+      if (this.#response === undefined) expire();
+      // The last request was answered and no new one has brought its headers since: close quietly, as the
+      // keep-alive timeout would, so that a client never reads a 408 as the answer to its next request.
+      else if (this.#response.writableEnded) socket.destroy();
+    }, t.headersTimeoutMs).unref();
+    this.#whole = setTimeout(() => {
+      if (this.#response === undefined || !this.#response.writableEnded) expire();
+    }, t.requestTimeoutMs).unref();
+  }
+
+  headersReceived(response: ServerResponse): void {
+    this.#response = response;
+    this.#headers.refresh();
+    this.#whole.refresh();
+  }
+
+  stop(): void {
+    clearTimeout(this.#headers);
+    clearTimeout(this.#whole);
+  }
 }
 
 /** Bind `server` to `listen`; resolves once listening, rejects on EADDRINUSE and the like. */
