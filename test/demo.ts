@@ -65,15 +65,31 @@ function onLogLine(line: string): void {
   } catch {
     return;
   }
-  if (entry.msg === 'ek-sidecar started' && entry.tokenApi && entry.metrics) ports = { token: entry.tokenApi.port, metrics: entry.metrics.port };
-  if (entry.msg === 'exchanged the API token for a new JWT' && ports !== undefined) {
+  if (entry.msg !== 'ek-sidecar started' || !entry.tokenApi || !entry.metrics || ports !== undefined) return;
+  ports = { token: entry.tokenApi.port, metrics: entry.metrics.port };
+  // Ready is observed, not inferred from a log line: /readyz turns 200 once the JWT and its state are on disk.
+  void waitUntilReady(ports.metrics).then(async (ready) => {
+    if (ports === undefined) return;
     if (values['exit-when-ready']) {
-      void verifyServed(ports.token).then((ok) => shutdown(ok ? 0 : 1));
+      await shutdown(ready && (await verifyServed(ports.token)) ? 0 : 1);
       return;
     }
-    printHowTo(ports);
-    ports = undefined; // print the instructions once
+    if (ready) printHowTo(ports);
+  });
+}
+
+/** Poll /readyz every 50 ms for up to 30 s. */
+async function waitUntilReady(metricsPort: number): Promise<boolean> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && daemon.exitCode === null) {
+    const response = await fetch(`http://127.0.0.1:${String(metricsPort)}/readyz`).catch(() => undefined);
+    if (response !== undefined) {
+      await response.body?.cancel();
+      if (response.status === 200) return true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  return false;
 }
 
 async function verifyServed(port: number): Promise<boolean> {
