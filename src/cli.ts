@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { checkJwtFile } from './check.ts';
@@ -6,6 +5,7 @@ import { ConfigError, type Config } from './config.ts';
 import { JwtFileError } from './jwt-file.ts';
 import { OPTIONS } from './options.ts';
 import { resolveConfig, type FlagValues } from './resolve-config.ts';
+import { VERSION } from './version.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -61,7 +61,7 @@ function buildParser(argv: readonly string[], choose: (command: Command, flags: 
     .scriptName('ek-sidecar')
     .usage('$0 [run|once|check] [options]\n\nKeeps a fresh Enkryptify JWT on a shared volume and on loopback, within the upstream rate limit.')
     .parserConfiguration({ 'duplicate-arguments-array': false, 'camel-case-expansion': false })
-    .version(readVersion())
+    .version(VERSION)
     .help()
     .alias('help', 'h')
     .strict()
@@ -140,14 +140,4 @@ function nameFlags(message: string, argv: readonly string[]): string {
 
 function firstLine(text: string): string {
   return text.split('\n')[0] ?? text;
-}
-
-function readVersion(): string {
-  try {
-    const manifest: unknown = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-    if (typeof manifest === 'object' && manifest !== null && 'version' in manifest && typeof manifest.version === 'string') return manifest.version;
-  } catch {
-    // Fall through: a missing manifest must not stop the daemon.
-  }
-  return 'unknown';
 }

@@ -195,6 +195,7 @@ export class Refresher {
     }
     stopTimer();
     metrics.exchanges.inc({ result: 'success' });
+    if (exchanged.rateLimit.remaining !== undefined) metrics.upstreamRateLimitRemaining.set(exchanged.rateLimit.remaining);
     metrics.lastExchangeSuccess.set(clock.now() / 1000);
     const issuedAtMs = exchanged.issuedAtMs;
     const refreshAtMs = refreshPoint({ issuedAtMs, expiresAtMs: exchanged.held.expiresAtMs }, config.refreshWindow, config.minTtlMs, this.#deps.random);
