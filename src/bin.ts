@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { main } from './cli.ts';
+import { main } from './main.ts';
 
 process.title = 'ek-sidecar';
 const code = await main();

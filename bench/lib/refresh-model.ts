@@ -1,6 +1,6 @@
 // The production figures that scaled-time runs stand for, and what the daemon's own refresh policy
 // (src/refresh-policy.ts, used as is) implies for the number of exchanges per JWT lifetime.
-import { refreshPoint } from '../../src/refresh-policy.ts';
+import { refreshPoint } from '../../src/refresh/refresh-policy.ts';
 
 /** The production figures the scaled runs stand for. */
 export const REAL_LIFETIME_SEC = 900;

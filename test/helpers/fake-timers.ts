@@ -1,5 +1,5 @@
-import type { Clock } from '../../src/clock.ts';
-import type { Timers } from '../../src/refresher.ts';
+import type { Clock } from '../../src/core/clock.ts';
+import type { Timers } from '../../src/refresh/refresher.ts';
 
 /**
  * A clock and timers that only move when a test says so. `advance()` fires due callbacks one at a time, in due

@@ -1,0 +1,108 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Clock } from '../core/clock.ts';
+import type { ListenAddress } from '../config/config.ts';
+import {
+  JSON_TYPE,
+  createHttpServer,
+  declaredTooLarge,
+  discardBody,
+  errorReply,
+  hasBody,
+  pathOf,
+  send,
+  startServer,
+  type HttpTimeouts,
+  type Logger,
+  type Reply,
+  type RunningServer,
+} from './server.ts';
+import type { Metrics } from '../observe/metrics.ts';
+import type { Status } from '../refresh/served-jwt.ts';
+
+export interface OpsServerOptions {
+  readonly listen: ListenAddress;
+  readonly status: Status;
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+  /** Whether the daemon's main loop is still running: the liveness answer. */
+  readonly alive: () => boolean;
+  /** Gauges that depend on the time of the scrape (the rolling budget) are brought up to date here. */
+  readonly beforeScrape?: () => void;
+  readonly log?: Logger;
+  /** SPEC defaults when absent; tests shorten them. */
+  readonly timeouts?: Partial<HttpTimeouts>;
+}
+
+const PATHS = new Set(['/metrics', '/healthz', '/readyz']);
+
+const REPLY = {
+  alive: statusReply(200, 'ok'),
+  ready: statusReply(200, 'ready'),
+  notAlive: errorReply(503, 'the daemon loop has stopped'),
+  notFound: errorReply(404, 'not found'),
+  // HEAD answers like GET without a body (node:http drops it), for probes that only look at the code.
+  method: errorReply(405, 'method not allowed', { Allow: 'GET, HEAD' }),
+  tooLarge: errorReply(413, 'request body exceeds 64 KiB', { Connection: 'close' }),
+  internal: errorReply(500, 'internal error'),
+};
+
+/**
+ * Metrics and health, on all interfaces for kubelet probes and Prometheus. It never serves a token, so the
+ * token API's Host guards do not apply here: probes and scrapers address the pod by its IP.
+ * Every answer is derived from what `status` records; nothing is polled or fetched to answer.
+ */
+export function startOpsServer(options: OpsServerOptions): Promise<RunningServer> {
+  const server = createHttpServer(options.timeouts, opsHandler(options));
+  return startServer(server, options.listen);
+}
+
+function opsHandler(options: OpsServerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const answer = (req: IncomingMessage, res: ServerResponse, path: string): void => {
+    decide(options, req, path).then(
+      (reply) => {
+        send(res, reply);
+      },
+      (error: unknown) => {
+        options.log?.warn({ err: error }, 'ops request failed');
+        send(res, REPLY.internal);
+      },
+    );
+  };
+  return (req, res) => {
+    const path = pathOf(req.url);
+    if (!hasBody(req)) {
+      answer(req, res, path);
+    } else if (declaredTooLarge(req)) {
+      send(res, REPLY.tooLarge);
+    } else {
+      discardBody(req, (outcome) => {
+        if (outcome === 'complete') answer(req, res, path);
+        else if (outcome === 'too_large') send(res, REPLY.tooLarge);
+      });
+    }
+  };
+}
+
+async function decide(options: OpsServerOptions, req: IncomingMessage, path: string): Promise<Reply> {
+  if (!PATHS.has(path)) return REPLY.notFound;
+  if (req.method !== 'GET' && req.method !== 'HEAD') return REPLY.method;
+  if (path === '/metrics') return metricsReply(options);
+  if (path === '/healthz') return options.alive() ? REPLY.alive : REPLY.notAlive;
+  const readiness = options.status.readiness(options.clock.now());
+  // The reason is Status's wording, which never holds a secret.
+  return readiness.ready ? REPLY.ready : errorReply(503, readiness.reason);
+}
+
+/** Health gauges are set from recorded state just before rendering, so a scrape always agrees with /readyz. */
+async function metricsReply({ status, metrics, clock, beforeScrape }: OpsServerOptions): Promise<Reply> {
+  beforeScrape?.();
+  const held = status.held();
+  metrics.ready.set(status.readiness(clock.now()).ready ? 1 : 0);
+  metrics.jwtExpiry.set(held === undefined ? 0 : held.expiresAtMs / 1000);
+  const text = await metrics.registry.metrics();
+  return { code: 200, type: metrics.registry.contentType, body: text, headers: undefined };
+}
+
+function statusReply(code: number, status: string): Reply {
+  return { code, type: JSON_TYPE, body: JSON.stringify({ status }), headers: undefined };
+}

@@ -1,0 +1,198 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Clock } from '../core/clock.ts';
+import { isLoopbackHost, type ListenAddress } from '../config/config.ts';
+import {
+  JSON_TYPE,
+  createHttpServer,
+  declaredTooLarge,
+  discardBody,
+  errorReply,
+  hasBody,
+  pathOf,
+  send,
+  startServer,
+  type HttpTimeouts,
+  type Logger,
+  type Reply,
+  type RunningServer,
+} from './server.ts';
+import { jwtDocument, secondsLeft } from '../disk/jwt-format.ts';
+import type { Metrics } from '../observe/metrics.ts';
+import type { Status } from '../refresh/served-jwt.ts';
+
+export interface TokenServerOptions {
+  readonly listen: ListenAddress;
+  readonly status: Status;
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+  readonly log?: Logger;
+  /** SPEC defaults when absent; tests shorten them. */
+  readonly timeouts?: Partial<HttpTimeouts>;
+}
+
+type Route = '/v1/token' | '/v1/auth/exchange' | 'other';
+
+/** The header every `GET /v1/token` must carry; a forged request (SSRF) usually cannot set headers. */
+export const REQUEST_HEADER = 'ek-sidecar-request';
+
+const REPLY = {
+  forwarded: errorReply(403, 'requests carrying X-Forwarded-For or Forwarded are refused'),
+  foreignHost: errorReply(403, 'the Host header must name a loopback address or localhost'),
+  // 403, not 400: like GCP's Metadata-Flavor, the header is a guard, and its absence marks a request we refuse
+  // to authorise (possibly forged), not a malformed one; it also keeps every guard refusal on one code.
+  noRequestHeader: errorReply(403, 'the header "Ek-Sidecar-Request: true" is required'),
+  noBearer: errorReply(401, 'a valid "Authorization: Bearer <API token>" header is required', { 'WWW-Authenticate': 'Bearer' }),
+  wrongBearer: errorReply(401, 'a valid "Authorization: Bearer <API token>" header is required', {
+    'WWW-Authenticate': 'Bearer error="invalid_token"',
+  }),
+  notFound: errorReply(404, 'not found'),
+  tokenMethod: errorReply(405, 'method not allowed', { Allow: 'GET, HEAD' }),
+  exchangeMethod: errorReply(405, 'method not allowed', { Allow: 'POST' }),
+  // Closing the connection stops node:http from reading the rest of an oversized body.
+  tooLarge: errorReply(413, 'request body exceeds 64 KiB', { Connection: 'close' }),
+  internal: errorReply(500, 'internal error'),
+};
+const UNAVAILABLE = 'no JWT valid for more than --min-ttl is held yet; retry later';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+const PORT_SUFFIX = /^:\d{1,5}$/;
+
+type Deps = Pick<TokenServerOptions, 'status' | 'clock'>;
+
+/** The loopback token API of SPEC.md. Serving a token is a memory read of `status`; nothing here does I/O. */
+export function startTokenServer(options: TokenServerOptions): Promise<RunningServer> {
+  const server = createHttpServer(options.timeouts, tokenHandler(options));
+  return startServer(server, options.listen);
+}
+
+function tokenHandler(options: TokenServerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const { metrics, log } = options;
+
+  const respond = (res: ServerResponse, route: Route, reply: Reply): void => {
+    metrics.tokenRequests.inc({ path: route, code: String(reply.code) });
+    // Every answer of this listener holds or concerns a credential: nothing may cache it.
+    res.setHeader('Cache-Control', 'no-store');
+    send(res, reply);
+  };
+  const answer = (req: IncomingMessage, res: ServerResponse, route: Route): void => {
+    let reply: Reply;
+    try {
+      reply = decide(options, req, route);
+    } catch (error) {
+      log?.warn({ err: error }, 'token API request failed');
+      reply = REPLY.internal;
+    }
+    respond(res, route, reply);
+  };
+
+  return (req, res) => {
+    const route = routeOf(req.url);
+    const refusal = guardRefusal(req);
+    if (refusal !== undefined) {
+      respond(res, route, refusal);
+    } else if (!hasBody(req)) {
+      answer(req, res, route);
+    } else if (declaredTooLarge(req)) {
+      respond(res, route, REPLY.tooLarge);
+    } else {
+      // Bodies are never used (the drop-in exchange ignores its JSON), only bounded and discarded.
+      discardBody(req, (outcome) => {
+        if (outcome === 'complete') answer(req, res, route);
+        else if (outcome === 'too_large') respond(res, route, REPLY.tooLarge);
+      });
+    }
+  };
+}
+
+function decide(deps: Deps, req: IncomingMessage, route: Route): Reply {
+  const method = req.method;
+  if (route === '/v1/token') {
+    // HEAD is GET without a body (node:http drops it), so a client can check for a token cheaply.
+    return method === 'GET' || method === 'HEAD' ? tokenReply(deps, req) : REPLY.tokenMethod;
+  }
+  if (route === '/v1/auth/exchange') return method === 'POST' ? exchangeReply(deps, req) : REPLY.exchangeMethod;
+  return REPLY.notFound;
+}
+
+function tokenReply({ status, clock }: Deps, req: IncomingMessage): Reply {
+  const marker = req.headers[REQUEST_HEADER];
+  if (typeof marker !== 'string' || marker.toLowerCase() !== 'true') return REPLY.noRequestHeader;
+  const nowMs = clock.now();
+  const held = status.servable(nowMs);
+  if (held === undefined) return unavailable(status, nowMs);
+  if (wantsJson(req.headers.accept)) return { code: 200, type: JSON_TYPE, body: JSON.stringify(jwtDocument(held, nowMs)), headers: undefined };
+  return { code: 200, type: TEXT_TYPE, body: held.jwt, headers: undefined };
+}
+
+function exchangeReply({ status, clock }: Deps, req: IncomingMessage): Reply {
+  const presented = bearerOf(req.headers.authorization);
+  if (presented === undefined) return REPLY.noBearer;
+  if (!status.apiTokenMatches(presented)) return REPLY.wrongBearer;
+  const nowMs = clock.now();
+  const held = status.servable(nowMs);
+  if (held === undefined) return unavailable(status, nowMs);
+  // The upstream's 200 shape and field order, so an SDK pointed here cannot tell the difference.
+  const body = { accessToken: held.jwt, expiresIn: secondsLeft(held, nowMs), tokenType: held.tokenType };
+  return { code: 200, type: JSON_TYPE, body: JSON.stringify(body), headers: undefined };
+}
+
+function unavailable(status: Status, nowMs: number): Reply {
+  return errorReply(503, UNAVAILABLE, { 'Retry-After': String(status.retryAfterSeconds(nowMs)) });
+}
+
+function routeOf(url: string | undefined): Route {
+  const path = pathOf(url);
+  return path === '/v1/token' || path === '/v1/auth/exchange' ? path : 'other';
+}
+
+/** SSRF and DNS-rebinding defences, for every path: the 403 to send, or undefined when the request may pass. */
+function guardRefusal(req: IncomingMessage): Reply | undefined {
+  const headers = req.headers;
+  if (headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined) return REPLY.forwarded;
+  return hostIsLoopback(headers.host) ? undefined : REPLY.foreignHost;
+}
+
+// Clients send the same Host on every request: remember the last one accepted to skip re-parsing it.
+let lastLoopbackHost = '';
+
+/** `name`, `name:port`, `[v6]` or `[v6]:port`, where name is a loopback address or localhost. */
+export function hostIsLoopback(host: string | undefined): boolean {
+  if (host === undefined || host === '') return false;
+  if (host === lastLoopbackHost) return true;
+  let name: string;
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    if (end < 0) return false;
+    const rest = host.slice(end + 1);
+    if (rest !== '' && !PORT_SUFFIX.test(rest)) return false;
+    name = host.slice(0, end + 1);
+  } else {
+    const colon = host.indexOf(':');
+    // An unbracketed IPv6 literal has several colons and fails here, as RFC 3986 would have it.
+    if (colon >= 0 && !PORT_SUFFIX.test(host.slice(colon))) return false;
+    name = colon < 0 ? host : host.slice(0, colon);
+  }
+  if (!isLoopbackHost(name)) return false;
+  lastLoopbackHost = host;
+  return true;
+}
+
+/** `application/json` anywhere in Accept with a q above zero selects the json form; anything else, the raw JWT. */
+export function wantsJson(accept: string | undefined): boolean {
+  if (accept === undefined || !accept.toLowerCase().includes('application/json')) return false;
+  for (const range of accept.split(',')) {
+    const [type = '', ...params] = range.split(';');
+    if (type.trim().toLowerCase() !== 'application/json') continue;
+    const q = params.map((param) => param.trim().toLowerCase()).find((param) => param.startsWith('q='));
+    if (q === undefined || Number(q.slice(2)) > 0) return true;
+  }
+  return false;
+}
+
+/** The credential of `Authorization: Bearer <token>` (scheme case-insensitive), or undefined. */
+function bearerOf(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined;
+  const space = authorization.indexOf(' ');
+  if (space < 0 || authorization.slice(0, space).toLowerCase() !== 'bearer') return undefined;
+  const credential = authorization.slice(space + 1).trim();
+  return credential === '' ? undefined : credential;
+}

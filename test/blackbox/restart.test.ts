@@ -1,0 +1,200 @@
+import assert from 'node:assert/strict';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { baseArgs, findLeaks, runCli, startDaemon, tempDir, waitFor } from '../helpers/daemon.ts';
+import { startFakeApi, type FakeApi } from '../helpers/fake-api.ts';
+import { createSecretVolume, rotateSecretVolume } from '../helpers/kubelet-secret.ts';
+import { mulberry32 } from '../helpers/prng.ts';
+
+const A = 'ek_live_restart_token_a_0123456789abcdef';
+const B = 'ek_live_restart_token_b_0123456789abcdef';
+
+describe('restarts', () => {
+  let api: FakeApi;
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  before(async () => {
+    api = await startFakeApi({ tokens: { [A]: 'ok', [B]: 'ok' } });
+    dir = await tempDir();
+  });
+  after(async () => {
+    await api.close();
+    await dir.remove();
+  });
+
+  test('kill -9 and restart reuses the JWT on disk with no exchange', async () => {
+    const tokenFile = await createSecretVolume(join(dir.path, 'secret'), A);
+    const jwtFile = join(dir.path, 'jwt');
+    const args = baseArgs({ apiUrl: api.url, tokenFile, jwtFile });
+    const first = startDaemon(args);
+    const jwt = await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
+    await first.kill9();
+    const exchanges = api.countFor(A);
+    for (let i = 0; i < 3; i += 1) {
+      const again = startDaemon(args);
+      const { metrics } = await again.ports();
+      await again.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('reusing the JWT on disk'));
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${String(metrics)}/readyz`)).status === 200);
+      await again.kill9();
+    }
+    assert.equal(api.countFor(A), exchanges, 'no exchange after restarts');
+    assert.equal(await readFile(jwtFile, 'utf8'), jwt);
+  });
+
+  test('a JWT on disk for another token is not reused', async () => {
+    const tokenFile = await createSecretVolume(join(dir.path, 'secret-other'), A);
+    const jwtFile = join(dir.path, 'jwt-other');
+    const first = startDaemon(baseArgs({ apiUrl: api.url, tokenFile, jwtFile }));
+    await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
+    await first.kill9();
+    await rotateSecretVolume(join(dir.path, 'secret-other'), B);
+    const before = api.countFor(B);
+    const second = startDaemon(baseArgs({ apiUrl: api.url, tokenFile, jwtFile }));
+    await waitFor(() => api.countFor(B) > before, 3_000, () => 'an exchange for the new token');
+    assert.equal((await second.stop()).code, 0);
+  });
+
+  test('crash loop with token flapping never exceeds the budget in any window', async () => {
+    // Scaled down: 3 exchanges per 4 s on both sides. Every flap to the token whose JWT is not on disk wants an
+    // exchange, and ~12 restarts with 1-3 flaps each want far more than the budget allows: it must hold them.
+    const windowMs = 4_000;
+    const max = 3;
+    const limited = await startFakeApi({ tokens: { [A]: 'ok', [B]: 'ok' }, limit: max, windowMs });
+    const random = mulberry32(20261128);
+    try {
+      const secret = join(dir.path, 'secret-chaos');
+      const tokenFile = await createSecretVolume(secret, A);
+      const args = baseArgs({ apiUrl: limited.url, tokenFile, jwtFile: join(dir.path, 'jwt-chaos'), extra: ['--rate-limit', `${String(max)}/${String(windowMs)}ms`, '--min-ttl', '1s'] });
+      let current = A;
+      let delayed = 0;
+      for (let restart = 0; restart < 12; restart += 1) {
+        const daemon = startDaemon(args);
+        await daemon.waitForLog((line) => line.msg === 'API token loaded');
+        for (let flaps = 1 + Math.floor(random() * 3); flaps > 0; flaps -= 1) {
+          current = current === A ? B : A;
+          await rotateSecretVolume(secret, current);
+          await new Promise((resolve) => setTimeout(resolve, 50 + random() * 100));
+        }
+        delayed += daemon.logs().filter((line) => line.msg === 'exchange delayed by the client-side rate limit').length;
+        await daemon.kill9();
+      }
+      for (const token of [A, B]) {
+        const most = limited.maxInAnyWindow(token, windowMs);
+        assert.ok(most <= max, `${String(most)} exchanges in one window for one token`);
+      }
+      assert.equal(limited.log.filter((entry) => entry.status === 429).length, 0, 'the upstream never had to refuse');
+      assert.ok(limited.log.length >= max, `the loop did exchange (${String(limited.log.length)} requests)`);
+      assert.ok(delayed > 0, 'the budget did hold exchanges back');
+    } finally {
+      await limited.close();
+    }
+  });
+
+  test('no token or JWT in anything printed', () => {
+    assert.deepEqual(findLeaks([A, B, ...api.issued()]), []);
+  });
+});
+
+describe('ek-sidecar once', () => {
+  let api: FakeApi;
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  before(async () => {
+    api = await startFakeApi({ tokens: { [A]: 'ok' } });
+    dir = await tempDir();
+  });
+  after(async () => {
+    await api.close();
+    await dir.remove();
+  });
+  const onceArgs = (tokenFile: string, jwtFile: string, extra: readonly string[] = []): string[] => ['once', '--api-url', api.url, '--token-file', tokenFile, '--jwt-file', jwtFile, ...extra];
+
+  test('writes a JWT and exits 0; a second run reuses it with no exchange', async () => {
+    const tokenFile = join(dir.path, 'token');
+    await writeFile(tokenFile, A);
+    const jwtFile = join(dir.path, 'jwt');
+    const first = await runCli(onceArgs(tokenFile, jwtFile));
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(await readFile(jwtFile, 'utf8'), api.issued().at(-1));
+    const count = api.countFor(A);
+    const second = await runCli(onceArgs(tokenFile, jwtFile));
+    assert.equal(second.code, 0);
+    assert.equal(api.countFor(A), count);
+  });
+
+  test('a revoked token exits 1 at once', async () => {
+    const tokenFile = join(dir.path, 'revoked');
+    await writeFile(tokenFile, 'ek_live_not_known_to_the_fake_api_123');
+    const started = performance.now();
+    const result = await runCli(onceArgs(tokenFile, join(dir.path, 'jwt-revoked')));
+    assert.equal(result.code, 1);
+    assert.ok(performance.now() - started < 5_000);
+  });
+
+  test('a missing or malformed token file exits 1', async () => {
+    assert.equal((await runCli(onceArgs(join(dir.path, 'absent'), join(dir.path, 'jwt-absent')))).code, 1);
+    await writeFile(join(dir.path, 'garbage'), 'hello world');
+    assert.equal((await runCli(onceArgs(join(dir.path, 'garbage'), join(dir.path, 'jwt-garbage')))).code, 1);
+  });
+
+  test('waits for the budget instead of exceeding it', async () => {
+    const tokenFile = join(dir.path, 'token-budget');
+    await writeFile(tokenFile, A);
+    const jwtFile = join(dir.path, 'jwt-budget');
+    const extra = ['--rate-limit', '2/2s'];
+    const times: number[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      await rm(jwtFile, { force: true });
+      const result = await runCli(onceArgs(tokenFile, jwtFile, extra));
+      assert.equal(result.code, 0, result.stderr);
+      times.push(performance.now());
+    }
+    const recent = api.log.filter((entry) => entry.status === 200).slice(-3).map((entry) => entry.atMs);
+    assert.ok((recent[2] ?? 0) - (recent[0] ?? 0) > 2_000, 'the third exchange waited until the first left the window');
+  });
+
+  test('gives up after one window when the upstream stays down', async () => {
+    const tokenFile = join(dir.path, 'token-down');
+    await writeFile(tokenFile, A);
+    await api.setMode('503');
+    try {
+      const result = await runCli(onceArgs(tokenFile, join(dir.path, 'jwt-down'), ['--rate-limit', '10/1s', '--timeout', '200ms']));
+      assert.equal(result.code, 1);
+    } finally {
+      await api.setMode('ok');
+    }
+  });
+});
+
+describe('ek-sidecar check', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  before(async () => { dir = await tempDir(); });
+  after(async () => { await dir.remove(); });
+
+  const jwtWithExp = (expSeconds: number): string => {
+    const part = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+    return `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ exp: expSeconds, sub: 'check' })}.c2lnbmF0dXJl`;
+  };
+
+  test('exit codes and output for valid, expiring, missing and garbage files, in both formats', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const valid = jwtWithExp(now + 600);
+    await writeFile(join(dir.path, 'raw'), valid);
+    await writeFile(join(dir.path, 'json'), JSON.stringify({ accessToken: valid, tokenType: 'Bearer', expiresAt: new Date((now + 600) * 1000).toISOString(), expiresIn: 600 }));
+    await writeFile(join(dir.path, 'expiring'), jwtWithExp(now + 30));
+    await writeFile(join(dir.path, 'garbage'), 'not a jwt');
+    for (const name of ['raw', 'json']) {
+      const result = await runCli(['check', '--jwt-file', join(dir.path, name)]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /expiresAt=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ secondsLeft=(59\d|600)\n/);
+      assert.ok(!result.stdout.includes(valid) && !result.stderr.includes(valid.split('.')[1] ?? ''), 'no part of the token is printed');
+    }
+    const expiring = await runCli(['check', '--jwt-file', join(dir.path, 'expiring')]);
+    assert.equal(expiring.code, 1);
+    assert.match(expiring.stdout, /secondsLeft=(2\d|30)/);
+    assert.equal((await runCli(['check', '--jwt-file', join(dir.path, 'expiring'), '--min-ttl', '10s'])).code, 0);
+    assert.equal((await runCli(['check', '--jwt-file', join(dir.path, 'missing')])).code, 1);
+    const garbage = await runCli(['check', '--jwt-file', join(dir.path, 'garbage')]);
+    assert.equal(garbage.code, 1);
+    assert.ok(!garbage.stderr.includes('not a jwt'));
+  });
+});

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { baseArgs, findLeaks, startDaemon, tempDir, waitFor, type Daemon } from '../helpers/daemon.ts';
+import { MALFORMED_KINDS, startFakeApi, type FakeApi, type Fault } from '../helpers/fake-api.ts';
+import { createSecretVolume, rotateSecretVolume } from '../helpers/kubelet-secret.ts';
+
+let counter = 0;
+const nextToken = (): string => `ek_live_upstream_${String(++counter).padStart(4, '0')}_${'z'.repeat(20)}`;
+const usedTokens: string[] = [];
+
+async function tokenFromApi(port: number): Promise<{ status: number; body: string }> {
+  const response = await fetch(`http://127.0.0.1:${String(port)}/v1/token`, { headers: { 'Ek-Sidecar-Request': 'true' } });
+  return { status: response.status, body: await response.text() };
+}
+
+describe('bad upstream answers: rejected, the last good JWT kept', () => {
+  let api: FakeApi;
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  let daemon: Daemon;
+  let secret: string;
+  let jwtFile: string;
+  let tokenPort: number;
+  before(async () => {
+    api = await startFakeApi({ acceptAnyToken: true, limit: 1000, ipLimit: 10_000 });
+    dir = await tempDir();
+    secret = join(dir.path, 'secret');
+    jwtFile = join(dir.path, 'jwt');
+    const first = nextToken();
+    usedTokens.push(first);
+    const tokenFile = await createSecretVolume(secret, first);
+    daemon = startDaemon(baseArgs({ apiUrl: api.url, tokenFile, jwtFile, extra: ['--rate-limit', '1000/1m', '--timeout', '1s'] }));
+    tokenPort = (await daemon.ports()).token;
+    await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
+  });
+  after(async () => {
+    if (daemon.child.exitCode === null) await daemon.stop();
+    await api.close();
+    await dir.remove();
+  });
+
+  /** Rotate to a new token so the next exchange happens now and meets `fault`; the old JWT must survive it. */
+  async function meet(fault: Fault, result: string): Promise<void> {
+    const good = await readFile(jwtFile, 'utf8');
+    const token = nextToken();
+    usedTokens.push(token);
+    api.enqueue(fault);
+    await rotateSecretVolume(secret, token);
+    await daemon.waitForLog((line) => line.result === result && line.tokenFingerprint !== undefined && api.countFor(token) >= 1, 4_000);
+    assert.equal(await readFile(jwtFile, 'utf8'), good, `${JSON.stringify(fault)}: the JWT file is unchanged`);
+    const served = await tokenFromApi(tokenPort);
+    assert.equal(served.status, 200);
+    assert.equal(served.body, good, `${JSON.stringify(fault)}: the old JWT is still served`);
+    // The retry (no fault queued any more) brings the new token's JWT.
+    await waitFor(async () => {
+      const now = await readFile(jwtFile, 'utf8');
+      return now !== good && api.issued().includes(now);
+    }, 4_000, () => `recovery after ${JSON.stringify(fault)}`);
+  }
+
+  for (const kind of MALFORMED_KINDS) {
+    test(`malformed 200: ${kind}`, async () => {
+      await meet(kind, 'invalid_response');
+    });
+  }
+  for (const [fault, result] of [['500', 'server_error'], ['502', 'server_error'], ['503', 'server_error'], ['429', 'rate_limited'], ['reset', 'network_error']] as const) {
+    test(`transient ${fault} is retried with backoff`, async () => {
+      await meet(fault, result);
+    });
+  }
+  test('a request slower than --timeout is a network_error and retried', async () => {
+    await meet({ fault: 'slow', delayMs: 1_500 }, 'network_error');
+  });
+
+  test('exchanges_total counts every result', async () => {
+    const { metrics } = await daemon.ports();
+    const text = await (await fetch(`http://127.0.0.1:${String(metrics)}/metrics`)).text();
+    const count = (result: string): number => Number(new RegExp(`^ek_sidecar_exchanges_total\\{result="${result}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 'NaN');
+    assert.ok(count('invalid_response') >= MALFORMED_KINDS.length);
+    assert.ok(count('server_error') >= 3);
+    assert.ok(count('rate_limited') >= 1);
+    assert.ok(count('network_error') >= 2);
+    assert.ok(count('success') >= MALFORMED_KINDS.length + 6);
+  });
+
+  test('no token or JWT in anything printed', () => {
+    assert.deepEqual(findLeaks([...usedTokens, ...api.issued()]), []);
+  });
+});
+
+describe('an outage is ridden out until the JWT expires', () => {
+  test('the JWT stays served while valid; then 503 and not ready; back when the upstream is', async () => {
+    const api = await startFakeApi({ acceptAnyToken: true, lifetimeSec: 4, limit: 1000 });
+    const dir = await tempDir();
+    const token = nextToken();
+    usedTokens.push(token);
+    try {
+      const tokenFile = await createSecretVolume(join(dir.path, 'secret'), token);
+      const jwtFile = join(dir.path, 'jwt');
+      const daemon = startDaemon(baseArgs({ apiUrl: api.url, tokenFile, jwtFile, extra: ['--min-ttl', '1s', '--refresh-window', '0.25,0.3', '--rate-limit', '1000/1m', '--timeout', '500ms'] }));
+      const { token: port, metrics } = await daemon.ports();
+      const good = await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
+      await api.setMode('down');
+      // While the JWT has more than --min-ttl left it is served, despite failing refreshes.
+      await daemon.waitForLog((line) => line.result === 'network_error', 3_000);
+      assert.equal((await tokenFromApi(port)).body, good);
+      // Once under --min-ttl: 503 with Retry-After, readiness fails, the file is left as it was.
+      const unavailable = await waitFor(async () => {
+        const response = await fetch(`http://127.0.0.1:${String(port)}/v1/token`, { headers: { 'Ek-Sidecar-Request': 'true' } });
+        return response.status === 503 ? response : undefined;
+      }, 5_000, () => '503 after expiry');
+      assert.ok(Number(unavailable.headers.get('retry-after')) >= 1);
+      assert.equal((await fetch(`http://127.0.0.1:${String(metrics)}/readyz`)).status, 503);
+      assert.equal(await readFile(jwtFile, 'utf8'), good);
+      await api.setMode('ok');
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${String(metrics)}/readyz`)).status === 200, 70_000, () => 'ready again');
+      assert.notEqual(await readFile(jwtFile, 'utf8'), good);
+      assert.equal((await daemon.stop()).code, 0);
+      assert.deepEqual(findLeaks([...usedTokens, ...api.issued()]), []);
+    } finally {
+      await api.close();
+      await dir.remove();
+    }
+  });
+});

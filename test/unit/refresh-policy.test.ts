@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Random } from '../../src/core/clock.ts';
+import {
+  AUTH_RETRY_MS,
+  BACKOFF_CAP_MS,
+  RETRY_AFTER_CAP_MS,
+  authRetryDelay,
+  backoffDelay,
+  isAuthFailure,
+  isReusable,
+  planNextStep,
+  refreshPoint,
+  retryDelay,
+  type Plan,
+  type PlanInput,
+} from '../../src/refresh/refresh-policy.ts';
+import type { ExchangeError } from '../../src/upstream/exchange-response.ts';
+
+const T0 = 1_700_000_000_000;
+const MIN = 60_000;
+const fixed = (value: number): Random => () => value;
+/** The largest value a Random may return. */
+const ALMOST_ONE = 1 - Number.EPSILON;
+
+void describe('refreshPoint', () => {
+  const table: readonly { name: string; issuedAtMs: number; expiresAtMs: number; window: readonly [number, number]; minTtlMs: number; random: number; expected: number }[] = [
+    { name: '900 s JWT, window start at random 0', issuedAtMs: T0, expiresAtMs: T0 + 900_000, window: [0.6, 0.8], minTtlMs: MIN, random: 0, expected: T0 + 540_000 },
+    { name: '900 s JWT, middle of the window', issuedAtMs: T0, expiresAtMs: T0 + 900_000, window: [0.6, 0.8], minTtlMs: MIN, random: 0.5, expected: T0 + 630_000 },
+    { name: '900 s JWT, window end at random ~1', issuedAtMs: T0, expiresAtMs: T0 + 900_000, window: [0.6, 0.8], minTtlMs: MIN, random: ALMOST_ONE, expected: T0 + 720_000 },
+    { name: 'a point window ignores the draw', issuedAtMs: T0, expiresAtMs: T0 + 900_000, window: [0.5, 0.5], minTtlMs: MIN, random: 0.9, expected: T0 + 450_000 },
+    { name: 'zero min-ttl', issuedAtMs: 0, expiresAtMs: 1_000_000, window: [0.6, 0.8], minTtlMs: 0, random: 0, expected: 600_000 },
+    // latest = expiry - min-ttl - min(30 s, usable / 4), usable = lifetime - min-ttl
+    { name: 'late window clamped to min-ttl plus 30 s margin', issuedAtMs: T0, expiresAtMs: T0 + 900_000, window: [0.95, 0.99], minTtlMs: MIN, random: 0, expected: T0 + 810_000 },
+    { name: 'late window clamped, random ~1', issuedAtMs: T0, expiresAtMs: T0 + 900_000, window: [0.95, 0.99], minTtlMs: MIN, random: ALMOST_ONE, expected: T0 + 810_000 },
+    { name: 'short lifetime: clamped to before min-ttl with a quarter of the usable time as margin', issuedAtMs: T0, expiresAtMs: T0 + 100_000, window: [0.6, 0.8], minTtlMs: MIN, random: 0, expected: T0 + 30_000 },
+    { name: 'short lifetime, large min-ttl', issuedAtMs: T0, expiresAtMs: T0 + 300_000, window: [0.6, 0.8], minTtlMs: 240_000, random: 0.5, expected: T0 + 45_000 },
+    { name: 'lifetime equal to min-ttl: at issue', issuedAtMs: T0, expiresAtMs: T0 + MIN, window: [0.6, 0.8], minTtlMs: MIN, random: 0.5, expected: T0 },
+    { name: 'lifetime under min-ttl: never before issue', issuedAtMs: T0, expiresAtMs: T0 + 30_000, window: [0.6, 0.8], minTtlMs: MIN, random: 0.5, expected: T0 },
+    { name: 'already expired at issue: never before issue', issuedAtMs: T0, expiresAtMs: T0 - 1_000, window: [0.6, 0.8], minTtlMs: MIN, random: 0.5, expected: T0 },
+    { name: 'rounded to whole ms', issuedAtMs: 0, expiresAtMs: 1_000, window: [0.6, 0.8], minTtlMs: 0, random: 0.3333, expected: 667 },
+  ];
+  for (const row of table) {
+    void it(row.name, () => {
+      const actual = refreshPoint({ issuedAtMs: row.issuedAtMs, expiresAtMs: row.expiresAtMs }, row.window, row.minTtlMs, fixed(row.random));
+      assert.equal(actual, row.expected);
+    });
+  }
+
+  void it('stays inside [issue, expiry - min-ttl] and inside the window when that fits, for any draw', () => {
+    const lifetimes = [10_000, 61_000, 120_000, 300_000, 900_000, 3_600_000];
+    const windows: readonly (readonly [number, number])[] = [[0.6, 0.8], [0.1, 0.2], [0.9, 0.99], [0.5, 0.5]];
+    for (const lifetime of lifetimes) {
+      for (const window of windows) {
+        for (let step = 0; step <= 20; step++) {
+          const random = Math.min(step / 20, ALMOST_ONE);
+          const at = refreshPoint({ issuedAtMs: T0, expiresAtMs: T0 + lifetime }, window, MIN, fixed(random));
+          assert.ok(at >= T0, 'never before issue');
+          if (lifetime > MIN) assert.ok(at <= T0 + lifetime - MIN, `before min-ttl (${String(lifetime)}, ${window.join(',')}, ${String(random)})`);
+          assert.ok(at <= Math.round(T0 + lifetime * window[1]), 'never after the window end');
+        }
+      }
+    }
+  });
+});
+
+void describe('backoffDelay', () => {
+  void it('with random ~1 follows the ceiling 1 s doubling to the 60 s cap', () => {
+    const delays = Array.from({ length: 10 }, (_, index) => backoffDelay(index + 1, fixed(1)));
+    assert.deepEqual(delays, [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000, 60_000]);
+  });
+
+  void it('with random 0 never goes under the 100 ms floor', () => {
+    for (const failures of [1, 2, 5, 10, 100]) assert.equal(backoffDelay(failures, fixed(0)), 100);
+  });
+
+  const table: readonly { failures: number; random: number; expected: number }[] = [
+    { failures: 1, random: 0.5, expected: 500 },
+    { failures: 3, random: 0.25, expected: 1_000 },
+    { failures: 7, random: 0.5, expected: 30_000 },
+    { failures: 0, random: 0.5, expected: 500 },
+    { failures: 2_000, random: 0.5, expected: 30_000 },
+    { failures: 1, random: 0.01, expected: 100 },
+  ];
+  for (const row of table) {
+    void it(`failure ${String(row.failures)}, random ${String(row.random)} → ${String(row.expected)} ms`, () => {
+      assert.equal(backoffDelay(row.failures, fixed(row.random)), row.expected);
+    });
+  }
+
+  void it('full jitter: every draw lies in [100 ms, ceiling]', () => {
+    for (let failures = 1; failures <= 12; failures++) {
+      const ceiling = Math.min(BACKOFF_CAP_MS, 1_000 * 2 ** (failures - 1));
+      for (let step = 0; step < 100; step++) {
+        const delay = backoffDelay(failures, fixed(step / 100));
+        assert.ok(delay >= 100 && delay <= ceiling, `${String(delay)} for failure ${String(failures)}`);
+      }
+    }
+  });
+});
+
+void describe('authRetryDelay', () => {
+  const table: readonly (readonly [number, number])[] = [
+    [0, 240_000],
+    [0.5, 300_000],
+    [ALMOST_ONE, 360_000],
+    [1, 360_000],
+  ];
+  for (const [random, expected] of table) {
+    void it(`random ${String(random)} → ${String(expected)} ms`, () => {
+      assert.equal(authRetryDelay(fixed(random)), expected);
+    });
+  }
+
+  void it('is never sooner than 4 minutes nor later than 6', () => {
+    for (let step = 0; step <= 100; step++) {
+      const delay = authRetryDelay(fixed(Math.min(step / 100, ALMOST_ONE)));
+      assert.ok(delay >= 240_000 && delay <= 360_000);
+    }
+    assert.equal(AUTH_RETRY_MS, 300_000);
+  });
+});
+
+type Failure = Pick<ExchangeError, 'code' | 'retryAfterMs'>;
+
+void describe('retryDelay', () => {
+  const table: readonly { name: string; error: Failure; failures: number; random: number; expected: number }[] = [
+    { name: '401 → auth delay', error: { code: 'unauthorized', retryAfterMs: undefined }, failures: 1, random: 0.5, expected: 300_000 },
+    { name: '403 → auth delay', error: { code: 'forbidden', retryAfterMs: undefined }, failures: 1, random: 0, expected: 240_000 },
+    { name: '401 ignores a short Retry-After', error: { code: 'unauthorized', retryAfterMs: 1_000 }, failures: 1, random: 0.5, expected: 300_000 },
+    { name: '403 ignores a long Retry-After', error: { code: 'forbidden', retryAfterMs: 3_600_000 }, failures: 1, random: 0.5, expected: 300_000 },
+    { name: '429 with Retry-After → Retry-After plus the jittered backoff', error: { code: 'rate_limited', retryAfterMs: 30_000 }, failures: 1, random: 0.5, expected: 30_500 },
+    { name: '429 with a short Retry-After after 3 failures → Retry-After plus the grown backoff', error: { code: 'rate_limited', retryAfterMs: 200 }, failures: 3, random: 0.5, expected: 2_200 },
+    { name: '429 Retry-After capped at 15 minutes', error: { code: 'rate_limited', retryAfterMs: 3_600_000 }, failures: 1, random: 0.5, expected: RETRY_AFTER_CAP_MS + 500 },
+    { name: '429 without Retry-After → backoff', error: { code: 'rate_limited', retryAfterMs: undefined }, failures: 2, random: 0.5, expected: 1_000 },
+    { name: '503 with Retry-After → Retry-After plus the jittered backoff', error: { code: 'server_error', retryAfterMs: 5_000 }, failures: 1, random: 0.5, expected: 5_500 },
+    { name: '5xx → backoff', error: { code: 'server_error', retryAfterMs: undefined }, failures: 4, random: 1, expected: 8_000 },
+    { name: 'network error → backoff', error: { code: 'network_error', retryAfterMs: undefined }, failures: 10, random: 1, expected: 60_000 },
+    { name: 'invalid response → backoff', error: { code: 'invalid_response', retryAfterMs: undefined }, failures: 1, random: 0, expected: 100 },
+  ];
+  for (const row of table) {
+    void it(row.name, () => {
+      assert.equal(retryDelay(row.error, row.failures, fixed(row.random)), row.expected);
+    });
+  }
+
+  void it('caps Retry-After at 15 minutes', () => {
+    assert.equal(RETRY_AFTER_CAP_MS, 900_000);
+  });
+});
+
+void describe('isAuthFailure', () => {
+  const table: readonly (readonly [Failure['code'], boolean])[] = [
+    ['unauthorized', true],
+    ['forbidden', true],
+    ['rate_limited', false],
+    ['server_error', false],
+    ['network_error', false],
+    ['invalid_response', false],
+  ];
+  for (const [code, expected] of table) {
+    void it(`${code} → ${String(expected)}`, () => {
+      assert.equal(isAuthFailure({ code }), expected);
+    });
+  }
+});
+
+void describe('planNextStep', () => {
+  const now = T0;
+  const base: PlanInput = { haveToken: true, dueAtMs: now, budgetAllowsAtMs: now, upstreamBlockedUntilMs: undefined };
+  const table: readonly { name: string; input: Partial<PlanInput>; expected: Plan }[] = [
+    { name: 'idle without a token', input: { haveToken: false }, expected: { kind: 'idle' } },
+    { name: 'idle without a token even when due', input: { haveToken: false, dueAtMs: now - 1 }, expected: { kind: 'idle' } },
+    { name: 'idle when nothing is due', input: { dueAtMs: undefined }, expected: { kind: 'idle' } },
+    { name: 'exchange when every clock is now', input: {}, expected: { kind: 'exchange' } },
+    { name: 'exchange when every clock has passed', input: { dueAtMs: now - 5_000, budgetAllowsAtMs: now - 1, upstreamBlockedUntilMs: now - 10_000 }, expected: { kind: 'exchange' } },
+    { name: 'exchange when the upstream block ends exactly now', input: { upstreamBlockedUntilMs: now }, expected: { kind: 'exchange' } },
+    { name: 'wait for the schedule', input: { dueAtMs: now + 60_000 }, expected: { kind: 'wait', untilMs: now + 60_000, cause: 'schedule' } },
+    { name: 'wait for the budget', input: { budgetAllowsAtMs: now + 20_000 }, expected: { kind: 'wait', untilMs: now + 20_000, cause: 'budget' } },
+    { name: 'wait for the upstream', input: { upstreamBlockedUntilMs: now + 12_000 }, expected: { kind: 'wait', untilMs: now + 12_000, cause: 'upstream' } },
+    { name: 'the latest clock wins: budget over schedule', input: { dueAtMs: now + 1_000, budgetAllowsAtMs: now + 2_000, upstreamBlockedUntilMs: now + 1_500 }, expected: { kind: 'wait', untilMs: now + 2_000, cause: 'budget' } },
+    { name: 'the latest clock wins: upstream over budget', input: { dueAtMs: now + 1_000, budgetAllowsAtMs: now + 2_000, upstreamBlockedUntilMs: now + 3_000 }, expected: { kind: 'wait', untilMs: now + 3_000, cause: 'upstream' } },
+    { name: 'the latest clock wins: schedule over the rest', input: { dueAtMs: now + 9_000, budgetAllowsAtMs: now + 2_000, upstreamBlockedUntilMs: now + 3_000 }, expected: { kind: 'wait', untilMs: now + 9_000, cause: 'schedule' } },
+    { name: 'a due time in the past still waits for the budget', input: { dueAtMs: now - 60_000, budgetAllowsAtMs: now + 1 }, expected: { kind: 'wait', untilMs: now + 1, cause: 'budget' } },
+  ];
+  for (const row of table) {
+    void it(row.name, () => {
+      assert.deepEqual(planNextStep({ ...base, ...row.input }, now), row.expected);
+    });
+  }
+});
+
+void describe('isReusable', () => {
+  const table: readonly { name: string; fingerprint: string; expiresAtMs: number; expected: boolean }[] = [
+    { name: 'same token, plenty left', fingerprint: 'abcd1234', expiresAtMs: T0 + 600_000, expected: true },
+    { name: 'same token, just over min-ttl left', fingerprint: 'abcd1234', expiresAtMs: T0 + MIN + 1, expected: true },
+    { name: 'same token, exactly min-ttl left', fingerprint: 'abcd1234', expiresAtMs: T0 + MIN, expected: false },
+    { name: 'same token, expired', fingerprint: 'abcd1234', expiresAtMs: T0 - 1, expected: false },
+    { name: 'another token', fingerprint: 'ffff0000', expiresAtMs: T0 + 600_000, expected: false },
+  ];
+  for (const row of table) {
+    void it(row.name, () => {
+      assert.equal(isReusable({ tokenFingerprint: row.fingerprint, expiresAtMs: row.expiresAtMs }, 'abcd1234', MIN, T0), row.expected);
+    });
+  }
+});
