@@ -1,8 +1,8 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { checkJwtFile } from './commands/check.ts';
-import { ConfigError, type Config } from './config/config.ts';
-import { JwtFileError } from './disk/jwt-file.ts';
+import type { Config } from './config/config.ts';
+import { ConfigError, DiskError } from './core/errors.ts';
 import { OPTIONS } from './config/options.ts';
 import { resolveConfig, type FlagValues } from './config/resolve-config.ts';
 import { VERSION } from './core/version.ts';
@@ -49,7 +49,7 @@ async function execute(command: Command, config: Config): Promise<number> {
     if (command === 'once') return await (await import('./commands/once.ts')).runOnce(config, log);
     return await (await import('./commands/run.ts')).runDaemon(config, log);
   } catch (error) {
-    const message = error instanceof JwtFileError ? `cannot write the JWT file ${error.message}` : startFailure(error);
+    const message = error instanceof DiskError ? `cannot write the JWT file ${error.message}` : startFailure(error);
     log.fatal(message);
     process.stderr.write(`ek-sidecar: ${message}\n`);
     return EXIT_RUNTIME;

@@ -1,5 +1,6 @@
 import type { Config } from '../config/config.ts';
-import { JwtFileError, readJwtFile } from '../disk/jwt-file.ts';
+import { DiskError } from '../core/errors.ts';
+import { readJwtFile } from '../disk/jwt-file.ts';
 import { fingerprint } from '../upstream/jwt-claims.ts';
 import { readState, statePathFor } from '../disk/state-file.ts';
 
@@ -24,7 +25,7 @@ export async function checkJwtFile(config: Pick<Config, 'jwtFile' | 'minTtlMs'>,
       expiresAtMs = Math.min(expiresAtMs ?? Infinity, state.expiresAtMs);
     }
   } catch (error) {
-    const message = error instanceof JwtFileError ? error.message : `${config.jwtFile}: unreadable`;
+    const message = error instanceof DiskError ? error.message : `${config.jwtFile}: unreadable`;
     return { code: 1, stdout: '', stderr: `ek-sidecar check: ${message}\n` };
   }
   if (expiresAtMs === undefined) return { code: 1, stdout: '', stderr: `ek-sidecar check: ${config.jwtFile}: the JWT's expiry is unknown\n` };

@@ -18,12 +18,11 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
   const { status, metrics, refresher, clock } = core;
   let alive = true;
 
-  const servers: RunningServer[] = [];
-  servers.push(await startTokenServer({ listen: config.listen, status, metrics, clock, log }));
-  if (config.metricsListen !== undefined) {
-    servers.push(await startOpsServer({ listen: config.metricsListen, status, metrics, clock, alive: () => alive, beforeScrape: () => { refresher.refreshGauges(); }, log }));
-  }
-  log.info({ tokenApi: servers[0]?.address, metrics: servers[1]?.address ?? 'off', jwtFile: config.jwtFile }, 'ek-sidecar started');
+  const tokenApi = config.listen === undefined ? undefined : await startTokenServer({ listen: config.listen, status, metrics, clock, log });
+  const ops = config.metricsListen === undefined ? undefined
+    : await startOpsServer({ listen: config.metricsListen, status, metrics, clock, alive: () => alive, beforeScrape: () => { refresher.refreshGauges(); }, log });
+  const servers = [tokenApi, ops].filter((server): server is RunningServer => server !== undefined);
+  log.info({ tokenApi: tokenApi?.address ?? 'off', metrics: ops?.address ?? 'off', jwtFile: config.jwtFile }, 'ek-sidecar started');
 
   const tokens: TokenSource = await startTokenSource(config, { onToken: (token) => { refresher.onToken(token); }, onInvalid: (read) => { refresher.onInvalidToken(read); } }, log);
 

@@ -2,6 +2,9 @@ import ms from 'ms';
 import { isIP } from 'node:net';
 
 export type JwtFormat = 'raw' | 'json';
+export type AuthMode = 'api-token' | 'oidc';
+export type ProxyMode = 'verify' | 'inject' | 'off';
+export type LogFormat = 'json' | 'text';
 
 export interface ListenAddress {
   readonly host: string;
@@ -25,9 +28,21 @@ export interface Config {
   readonly jwtFile: string;
   readonly jwtFileMode: number;
   readonly jwtFormat: JwtFormat;
-  /** Loopback token API. */
-  readonly listen: ListenAddress;
+  /** How the sidecar authenticates upstream: the API token of tokenFile, or the pod's projected token (oidc). */
+  readonly auth: AuthMode;
+  /** With auth oidc: the projected service-account token the kubelet rotates. */
+  readonly oidcTokenFile: string;
+  /** With auth oidc: the Enkryptify workspace id sent with the projected token (required there). */
+  readonly workspace: string | undefined;
+  /** Token API; undefined when `off` (the file is then the only way to read the JWT). */
+  readonly listen: ListenAddress | undefined;
   readonly allowRemoteTokenAccess: boolean;
+  /** Extra Host names the token listener accepts (a broker's Service names), lower case. */
+  readonly allowedHosts: readonly string[];
+  /** Serve the token listener over TLS with these PEM files (re-read when they change). */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  /** The API proxy on the token listener. */
+  readonly proxy: ProxyMode;
   /** Metrics and health; undefined when `off`. */
   readonly metricsListen: ListenAddress | undefined;
   /** Fractions of the JWT lifetime between which the refresh point is drawn. */
@@ -42,6 +57,9 @@ export interface Config {
   /** argv of the command run after each new JWT is written. */
   readonly onRefresh: readonly string[] | undefined;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
+  /** Whether /metrics carries prom-client's Node.js runtime series besides ek-sidecar's own. */
+  readonly metricsRuntime: boolean;
   readonly deleteOnExit: boolean;
 }
 
@@ -62,17 +80,6 @@ export const DEFAULTS = {
   timeout: '10s',
   logLevel: 'info',
 } as const;
-
-/** A value that does not parse; `message` says what is wrong, and the CLI prefixes the option's name. */
-export class ConfigError extends Error {
-  readonly code = 'EK_CONFIG';
-  readonly option: string;
-  constructor(option: string, message: string) {
-    super(`--${option}: ${message}`);
-    this.name = 'ConfigError';
-    this.option = option;
-  }
-}
 
 type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseApiToken } from '../credentials/api-token.ts';
-import { ConfigError, isLoopbackHost, parseListen, type Config } from './config.ts';
+import { ConfigError } from '../core/errors.ts';
+import { isLoopbackHost, parseListen, type Config } from './config.ts';
 import { parseHookCommand } from '../hooks/on-refresh.ts';
 import { OPTIONS, VALIDATORS, type OptionName } from './options.ts';
 
@@ -67,8 +68,14 @@ export function resolveConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config
     jwtFile: resolve(nonEmpty('jwt-file', raw, sourceOf)),
     jwtFileMode: check('jwt-file-mode', VALIDATORS['jwt-file-mode']),
     jwtFormat: check('jwt-format', VALIDATORS['jwt-format']),
+    auth: 'api-token',
+    oidcTokenFile: '/var/run/secrets/tokens/enkryptify',
+    workspace: undefined,
     listen,
     allowRemoteTokenAccess,
+    allowedHosts: [],
+    tls: undefined,
+    proxy: 'verify',
     metricsListen,
     refreshWindow: check('refresh-window', VALIDATORS['refresh-window']),
     minTtlMs: check('min-ttl', VALIDATORS['min-ttl']),
@@ -78,6 +85,8 @@ export function resolveConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config
     caPem: raw['ca-file'] === undefined ? undefined : readCaFile(raw['ca-file'], sourceOf).pem,
     onRefresh: raw['on-refresh'] === undefined ? undefined : hookArgv(raw['on-refresh'], sourceOf),
     logLevel: check('log-level', VALIDATORS['log-level']),
+    logFormat: 'json',
+    metricsRuntime: true,
     deleteOnExit: check('delete-on-exit', VALIDATORS['delete-on-exit']),
   });
 }

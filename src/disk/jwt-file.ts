@@ -2,18 +2,8 @@ import { constants } from 'node:fs';
 import { open, readFile, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
+import { DiskError } from '../core/errors.ts';
 import { expiryFromClaims, isThreePartJwt } from '../upstream/jwt-claims.ts';
-
-/** A JWT or state file that cannot be written or read; `message` names the path and the reason, never the content. */
-export class JwtFileError extends Error {
-  readonly code = 'EK_JWT_FILE';
-  readonly path: string;
-  constructor(path: string, message: string, cause?: unknown) {
-    super(`${path}: ${message}`, cause === undefined ? undefined : { cause });
-    this.name = 'JwtFileError';
-    this.path = path;
-  }
-}
 
 /**
  * Replace `path` atomically: write-file-atomic writes a temporary file in the same directory, fsyncs it, gives it
@@ -24,7 +14,7 @@ export async function writeFileAtomically(path: string, content: string, mode: n
   try {
     await writeFileAtomic(path, content, { mode, fsync: true, encoding: 'utf8' });
   } catch (error) {
-    throw new JwtFileError(path, `write failed: ${reason(error)}`, error);
+    throw new DiskError('write_failed', path, `write failed: ${reason(error)}`, error);
   }
   await fsyncDirectory(dirname(path));
 }
@@ -48,11 +38,11 @@ async function fsyncDirectory(directory: string): Promise<void> {
 export async function probeJwtPath(path: string): Promise<void> {
   const directory = dirname(path);
   const info = await stat(directory).catch((error: unknown) => {
-    throw new JwtFileError(path, `its directory ${directory} is not usable: ${reason(error)}`, error);
+    throw new DiskError('unusable_directory', path, `its directory ${directory} is not usable: ${reason(error)}`, error);
   });
-  if (!info.isDirectory()) throw new JwtFileError(path, `${directory} is not a directory`);
+  if (!info.isDirectory()) throw new DiskError('unusable_directory', path, `${directory} is not a directory`);
   const existing = await stat(path).catch(() => undefined);
-  if (existing?.isDirectory() === true) throw new JwtFileError(path, 'is a directory');
+  if (existing?.isDirectory() === true) throw new DiskError('unusable_directory', path, 'is a directory');
   const probe = join(directory, `.${basename(path)}.probe-${process.pid}`);
   try {
     const handle = await open(probe, 'wx', 0o600);
@@ -60,7 +50,7 @@ export async function probeJwtPath(path: string): Promise<void> {
     await unlink(probe);
   } catch (error) {
     await rm(probe, { force: true }).catch(() => undefined);
-    throw new JwtFileError(path, `cannot create files in ${directory}: ${reason(error)}`, error);
+    throw new DiskError('unusable_directory', path, `cannot create files in ${directory}: ${reason(error)}`, error);
   }
 }
 
@@ -86,10 +76,10 @@ export async function readJwtFile(path: string): Promise<StoredJwt> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new JwtFileError(path, reason(error), error);
+    throw new DiskError('unreadable', path, reason(error), error);
   }
   const stored = parseJwtFile(text);
-  if (stored === undefined) throw new JwtFileError(path, 'does not hold a JWT');
+  if (stored === undefined) throw new DiskError('unreadable', path, 'does not hold a JWT');
   return stored;
 }
 

@@ -1,26 +1,12 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { EXCHANGE_FAILURES, type ExchangeFailure } from '../core/errors.ts';
 import { VERSION } from '../core/version.ts';
 
 export const METRIC_PREFIX = 'ek_sidecar_';
 
-export type ExchangeResult =
-  | 'success'
-  | 'unauthorized'
-  | 'forbidden'
-  | 'rate_limited'
-  | 'server_error'
-  | 'network_error'
-  | 'invalid_response';
+export type ExchangeResult = 'success' | ExchangeFailure;
 
-export const EXCHANGE_RESULTS: readonly ExchangeResult[] = [
-  'success',
-  'unauthorized',
-  'forbidden',
-  'rate_limited',
-  'server_error',
-  'network_error',
-  'invalid_response',
-];
+export const EXCHANGE_RESULTS: readonly ExchangeResult[] = ['success', ...EXCHANGE_FAILURES];
 
 /** Every metric of SPEC.md, on one registry owned by the caller (no prom-client globals). */
 export interface Metrics {

@@ -1,5 +1,5 @@
 import type { Random } from '../core/clock.ts';
-import type { ExchangeError } from '../upstream/exchange-response.ts';
+import type { ExchangeError } from '../core/errors.ts';
 
 /** Backoff after transient failures: 1 s doubling to 60 s, with full jitter. */
 export const BACKOFF_BASE_MS = 1_000;

@@ -1,6 +1,7 @@
 import { rootCertificates } from 'node:tls';
 import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
-import { ExchangeError, MAX_BODY_BYTES, type RawResponse } from './exchange-response.ts';
+import { ExchangeError } from '../core/errors.ts';
+import { MAX_BODY_BYTES, type RawResponse } from './exchange-response.ts';
 
 export interface ExchangeClientOptions {
   /** Upstream base URL without a trailing slash. */

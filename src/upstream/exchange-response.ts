@@ -1,22 +1,6 @@
-import type { ExchangeResult } from '../observe/metrics.ts';
+import { ExchangeError, type ExchangeFailure } from '../core/errors.ts';
 import type { HeldJwt } from '../refresh/served-jwt.ts';
 import { expiryFromClaims, isThreePartJwt } from './jwt-claims.ts';
-
-/** A failed exchange: `code` is its metric label, `message` names the URL and status but never a secret. */
-export class ExchangeError extends Error {
-  readonly code: Exclude<ExchangeResult, 'success'>;
-  /** Delay the upstream asked for (Retry-After, or RateLimit-Reset when nothing is left), in ms. */
-  readonly retryAfterMs: number | undefined;
-  readonly status: number | undefined;
-
-  constructor(code: Exclude<ExchangeResult, 'success'>, message: string, details: { status?: number; retryAfterMs?: number; cause?: unknown } = {}) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
-    this.name = 'ExchangeError';
-    this.code = code;
-    this.status = details.status;
-    this.retryAfterMs = details.retryAfterMs;
-  }
-}
 
 /** What the interpreting half needs of a response; the sending half fills it in. */
 export interface RawResponse {
@@ -88,7 +72,7 @@ function validateBody(response: RawResponse, nowMs: number, minTtlMs: number): H
   return { jwt: accessToken, tokenType, expiresAtMs };
 }
 
-function fail(code: Exclude<ExchangeResult, 'success'>, message: string, details: { status?: number; retryAfterMs?: number }): never {
+function fail(code: ExchangeFailure, message: string, details: { status?: number; retryAfterMs?: number }): never {
   throw new ExchangeError(code, message, details);
 }
 

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { ConfigError } from '../../src/core/errors.ts';
 import {
-  ConfigError,
   isLoopbackHost,
   parseApiUrl,
   parseBoolean,
@@ -227,7 +227,7 @@ function configErrorOf(flags: FlagValues, env: NodeJS.ProcessEnv): ConfigError {
     resolveConfig(flags, env);
   } catch (error) {
     assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    assert.equal(error.code, 'EK_CONFIG');
+    assert.equal(error.code, 'bad_config');
     return error;
   }
   assert.fail('resolveConfig accepted the input');
@@ -242,8 +242,14 @@ void describe('resolveConfig defaults', () => {
       jwtFile: '/var/run/enkryptify/jwt',
       jwtFileMode: 0o640,
       jwtFormat: 'raw',
+      auth: 'api-token',
+      oidcTokenFile: '/var/run/secrets/tokens/enkryptify',
+      workspace: undefined,
       listen: { host: '127.0.0.1', port: 9731 },
       allowRemoteTokenAccess: false,
+      allowedHosts: [],
+      tls: undefined,
+      proxy: 'verify',
       metricsListen: { host: '0.0.0.0', port: 9732 },
       refreshWindow: [0.6, 0.8],
       minTtlMs: 60_000,
@@ -253,6 +259,8 @@ void describe('resolveConfig defaults', () => {
       caPem: undefined,
       onRefresh: undefined,
       logLevel: 'info',
+      logFormat: 'json',
+      metricsRuntime: true,
       deleteOnExit: false,
     };
     assert.deepEqual(resolveConfig({}, {}), expected);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
-import { ExchangeError, interpretExchangeResponse, parseRetryAfter, type RawResponse } from '../../src/upstream/exchange-response.ts';
+import { ExchangeError } from '../../src/core/errors.ts';
+import { interpretExchangeResponse, parseRetryAfter, type RawResponse } from '../../src/upstream/exchange-response.ts';
 
 const T0 = 1_700_000_000_000;
 const T0_S = T0 / 1000;

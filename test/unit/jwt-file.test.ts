@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile, chmod } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { JwtFileError, parseJwtFile, probeJwtPath, readJwtFile, removeFile, removeStaleTemporaryFiles, writeFileAtomically, type StoredJwt } from '../../src/disk/jwt-file.ts';
+import { DiskError } from '../../src/core/errors.ts';
+import { parseJwtFile, probeJwtPath, readJwtFile, removeFile, removeStaleTemporaryFiles, writeFileAtomically, type StoredJwt } from '../../src/disk/jwt-file.ts';
 
 const T0 = 1_700_000_000_000;
 const T0_S = T0 / 1000;
@@ -29,13 +30,12 @@ after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-/** The JwtFileError `promise` rejects with. */
-async function jwtFileErrorOf(promise: Promise<unknown>): Promise<JwtFileError> {
+/** The DiskError `promise` rejects with. */
+async function jwtFileErrorOf(promise: Promise<unknown>): Promise<DiskError> {
   try {
     await promise;
   } catch (error) {
-    assert.ok(error instanceof JwtFileError, `expected a JwtFileError, got ${String(error)}`);
-    assert.equal(error.code, 'EK_JWT_FILE');
+    assert.ok(error instanceof DiskError, `expected a DiskError, got ${String(error)}`);
     return error;
   }
   assert.fail('no error');

@@ -15,7 +15,7 @@ import {
   type Plan,
   type PlanInput,
 } from '../../src/refresh/refresh-policy.ts';
-import type { ExchangeError } from '../../src/upstream/exchange-response.ts';
+import type { ExchangeError } from '../../src/core/errors.ts';
 
 const T0 = 1_700_000_000_000;
 const MIN = 60_000;
