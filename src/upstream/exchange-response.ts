@@ -1,4 +1,5 @@
 import { ExchangeError, type ExchangeFailure } from '../core/errors.ts';
+import { redact } from '../core/redact.ts';
 import type { HeldJwt } from '../refresh/served-jwt.ts';
 import { expiryFromClaims, isThreePartJwt } from './jwt-claims.ts';
 
@@ -99,14 +100,12 @@ function readRateLimit(headers: RawResponse['headers']): UpstreamRateLimit {
   return { remaining: number('ratelimit-remaining'), resetMs: reset === undefined ? undefined : reset * 1000 };
 }
 
-const SECRET_LOOKING = /ek_live_\S*|[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g;
-
 /** The upstream `message`, shortened and with anything token- or JWT-shaped blanked, so it is safe to log. */
 function upstreamMessage(body: string): string | undefined {
   try {
     const parsed: unknown = JSON.parse(body);
     if (typeof parsed === 'object' && parsed !== null && 'message' in parsed && typeof parsed.message === 'string') {
-      return parsed.message.replace(SECRET_LOOKING, '[redacted]').slice(0, 200);
+      return redact(parsed.message).slice(0, 200);
     }
   } catch {
     // Not JSON: the status says enough.
