@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First import: the signal handlers exist before anything else loads (see core/signals.ts).
+import './core/signals.ts';
 import { main } from './main.ts';
 
 process.title = 'ek-sidecar';

@@ -1,5 +1,5 @@
 import type { JwtFormat } from '../config/config.ts';
-import type { HeldJwt } from '../refresh/served-jwt.ts';
+import type { HeldJwt } from '../core/held-jwt.ts';
 
 /** The `json` form of SPEC.md, shared by the JWT file and `GET /v1/token` with `Accept: application/json`. */
 export interface JwtDocument {
@@ -11,7 +11,7 @@ export interface JwtDocument {
   readonly expiresIn: number;
 }
 
-export function jwtDocument(held: HeldJwt, nowMs: number): JwtDocument {
+export function jwtDocument(held: Pick<HeldJwt, 'jwt' | 'tokenType' | 'expiresAtMs'>, nowMs: number): JwtDocument {
   return {
     accessToken: held.jwt,
     tokenType: held.tokenType,
@@ -20,11 +20,11 @@ export function jwtDocument(held: HeldJwt, nowMs: number): JwtDocument {
   };
 }
 
-export function secondsLeft(held: HeldJwt, nowMs: number): number {
+export function secondsLeft(held: Pick<HeldJwt, 'expiresAtMs'>, nowMs: number): number {
   return Math.max(0, Math.floor((held.expiresAtMs - nowMs) / 1000));
 }
 
 /** The bytes of the JWT file: `raw` is the JWT alone with no trailing newline. */
-export function renderJwt(held: HeldJwt, format: JwtFormat, nowMs: number): string {
+export function renderJwt(held: Pick<HeldJwt, 'jwt' | 'tokenType' | 'expiresAtMs'>, format: JwtFormat, nowMs: number): string {
   return format === 'raw' ? held.jwt : JSON.stringify(jwtDocument(held, nowMs));
 }

@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Clock } from '../core/clock.ts';
 import type { ListenAddress } from '../config/config.ts';
 import {
   JSON_TYPE,
@@ -17,13 +16,12 @@ import {
   type RunningServer,
 } from './server.ts';
 import type { Metrics } from '../observe/metrics.ts';
-import type { Status } from '../refresh/served-jwt.ts';
+import type { ServedJwt } from '../refresh/served-jwt.ts';
 
 export interface OpsServerOptions {
   readonly listen: ListenAddress;
-  readonly status: Status;
+  readonly served: ServedJwt;
   readonly metrics: Metrics;
-  readonly clock: Clock;
   /** Whether the daemon's main loop is still running: the liveness answer. */
   readonly alive: () => boolean;
   /** Gauges that depend on the time of the scrape (the rolling budget) are brought up to date here. */
@@ -49,7 +47,7 @@ const REPLY = {
 /**
  * Metrics and health, on all interfaces for kubelet probes and Prometheus. It never serves a token, so the
  * token API's Host guards do not apply here: probes and scrapers address the pod by its IP.
- * Every answer is derived from what `status` records; nothing is polled or fetched to answer.
+ * Every answer is derived from what `served` records; nothing is polled or fetched to answer.
  */
 export function startOpsServer(options: OpsServerOptions): Promise<RunningServer> {
   const server = createHttpServer(options.timeouts, opsHandler(options));
@@ -88,17 +86,15 @@ async function decide(options: OpsServerOptions, req: IncomingMessage, path: str
   if (req.method !== 'GET' && req.method !== 'HEAD') return REPLY.method;
   if (path === '/metrics') return metricsReply(options);
   if (path === '/healthz') return options.alive() ? REPLY.alive : REPLY.notAlive;
-  const readiness = options.status.readiness(options.clock.now());
+  const readiness = options.served.readiness();
   // The reason is Status's wording, which never holds a secret.
   return readiness.ready ? REPLY.ready : errorReply(503, readiness.reason);
 }
 
 /** Health gauges are set from recorded state just before rendering, so a scrape always agrees with /readyz. */
-async function metricsReply({ status, metrics, clock, beforeScrape }: OpsServerOptions): Promise<Reply> {
+async function metricsReply({ served, metrics, beforeScrape }: OpsServerOptions): Promise<Reply> {
   beforeScrape?.();
-  const held = status.held();
-  metrics.ready.set(status.readiness(clock.now()).ready ? 1 : 0);
-  metrics.jwtExpiry.set(held === undefined ? 0 : held.expiresAtMs / 1000);
+  metrics.ready.set(served.readiness().ready ? 1 : 0);
   const text = await metrics.registry.metrics();
   return { code: 200, type: metrics.registry.contentType, body: text, headers: undefined };
 }

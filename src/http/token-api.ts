@@ -18,11 +18,13 @@ import {
 } from './server.ts';
 import { jwtDocument, secondsLeft } from '../disk/jwt-format.ts';
 import type { Metrics } from '../observe/metrics.ts';
-import type { Status } from '../refresh/served-jwt.ts';
+import type { ServedJwt } from '../refresh/served-jwt.ts';
 
 export interface TokenServerOptions {
   readonly listen: ListenAddress;
-  readonly status: Status;
+  readonly served: ServedJwt;
+  /** The credential check behind the drop-in: is this the API token the sidecar exchanges? */
+  readonly credentials: { isApiToken(presented: string): boolean };
   readonly metrics: Metrics;
   readonly clock: Clock;
   readonly log?: Logger;
@@ -56,7 +58,7 @@ const UNAVAILABLE = 'no JWT valid for more than --min-ttl is held yet; retry lat
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 const PORT_SUFFIX = /^:\d{1,5}$/;
 
-type Deps = Pick<TokenServerOptions, 'status' | 'clock'>;
+type Deps = Pick<TokenServerOptions, 'served' | 'credentials' | 'clock'>;
 
 /** The loopback token API of SPEC.md. Serving a token is a memory read of `status`; nothing here does I/O. */
 export function startTokenServer(options: TokenServerOptions): Promise<RunningServer> {
@@ -113,30 +115,30 @@ function decide(deps: Deps, req: IncomingMessage, route: Route): Reply {
   return REPLY.notFound;
 }
 
-function tokenReply({ status, clock }: Deps, req: IncomingMessage): Reply {
+function tokenReply({ served, clock }: Deps, req: IncomingMessage): Reply {
   const marker = req.headers[REQUEST_HEADER];
   if (typeof marker !== 'string' || marker.toLowerCase() !== 'true') return REPLY.noRequestHeader;
   const nowMs = clock.now();
-  const held = status.servable(nowMs);
-  if (held === undefined) return unavailable(status, nowMs);
+  const held = served.servable();
+  if (held === undefined) return unavailable(served);
   if (wantsJson(req.headers.accept)) return { code: 200, type: JSON_TYPE, body: JSON.stringify(jwtDocument(held, nowMs)), headers: undefined };
   return { code: 200, type: TEXT_TYPE, body: held.jwt, headers: undefined };
 }
 
-function exchangeReply({ status, clock }: Deps, req: IncomingMessage): Reply {
+function exchangeReply({ served, credentials, clock }: Deps, req: IncomingMessage): Reply {
   const presented = bearerOf(req.headers.authorization);
   if (presented === undefined) return REPLY.noBearer;
-  if (!status.apiTokenMatches(presented)) return REPLY.wrongBearer;
+  if (!credentials.isApiToken(presented)) return REPLY.wrongBearer;
   const nowMs = clock.now();
-  const held = status.servable(nowMs);
-  if (held === undefined) return unavailable(status, nowMs);
+  const held = served.servable();
+  if (held === undefined) return unavailable(served);
   // The upstream's 200 shape and field order, so an SDK pointed here cannot tell the difference.
   const body = { accessToken: held.jwt, expiresIn: secondsLeft(held, nowMs), tokenType: held.tokenType };
   return { code: 200, type: JSON_TYPE, body: JSON.stringify(body), headers: undefined };
 }
 
-function unavailable(status: Status, nowMs: number): Reply {
-  return errorReply(503, UNAVAILABLE, { 'Retry-After': String(status.retryAfterSeconds(nowMs)) });
+function unavailable(served: ServedJwt): Reply {
+  return errorReply(503, UNAVAILABLE, { 'Retry-After': String(served.retryAfterSeconds()) });
 }
 
 function routeOf(url: string | undefined): Route {

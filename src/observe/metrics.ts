@@ -18,6 +18,7 @@ export interface Metrics {
   readonly lastExchangeSuccess: Gauge;
   readonly rateLimitBudget: Gauge;
   readonly jwtFileWrites: Counter<'result'>;
+  readonly stateFileWrites: Counter<'result'>;
   readonly tokenFileReloads: Counter<'result'>;
   readonly tokenRequests: Counter<'path' | 'code'>;
   readonly ready: Gauge;
@@ -88,6 +89,12 @@ export function createMetrics(options: MetricsOptions = { defaultMetrics: true }
       labelNames: ['result'],
       registers,
     }),
+    stateFileWrites: new Counter({
+      name: `${METRIC_PREFIX}state_file_writes_total`,
+      help: 'Writes of the state file (each exchange attempt is recorded there before it is sent), by result.',
+      labelNames: ['result'],
+      registers,
+    }),
     tokenFileReloads: new Counter({
       name: `${METRIC_PREFIX}token_file_reloads_total`,
       help: 'Reads of a changed API token file, by result.',
@@ -137,7 +144,10 @@ export function createMetrics(options: MetricsOptions = { defaultMetrics: true }
   }).set({ mode: options.authMode ?? 'api-token' }, 1);
   // Zero every labelled series so that dashboards and rate() see them from the first scrape.
   for (const result of EXCHANGE_RESULTS) metrics.exchanges.inc({ result }, 0);
-  for (const result of ['success', 'failure']) metrics.jwtFileWrites.inc({ result }, 0);
+  for (const result of ['success', 'failure']) {
+    metrics.jwtFileWrites.inc({ result }, 0);
+    metrics.stateFileWrites.inc({ result }, 0);
+  }
   for (const result of ['success', 'invalid']) metrics.tokenFileReloads.inc({ result }, 0);
   return metrics;
 }

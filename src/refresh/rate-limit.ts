@@ -1,29 +1,35 @@
 import type { RateLimit } from '../config/config.ts';
 
-/** One exchange attempt, as the budget remembers it: when, and for which API token (by fingerprint). */
+/**
+ * One exchange attempt, as the budget remembers it: when, and for which identity (an API token's fingerprint, or a
+ * workload identity's key). `atMs` is on the monotonic clock, so a wall-clock step neither frees nor blocks slots;
+ * records persisted by another process are converted when read (see state-file.ts).
+ */
 export interface ExchangeRecord {
   readonly atMs: number;
-  readonly fingerprint: string;
+  readonly key: string;
+  /** Random, so that two attempts in the same millisecond (two processes) stay two records when merged. */
+  readonly id?: string;
 }
 
 export interface BudgetState {
-  /** Exchanges still allowed right now for this token. */
+  /** Exchanges still allowed right now. */
   readonly remaining: number;
   /** When the next exchange is allowed: `nowMs` when remaining > 0. */
   readonly nextAllowedAtMs: number;
 }
 
 /**
- * The client-side cap: at most `limit.max` exchange attempts per token in any window of `limit.windowMs`.
- * An attempt at `nowMs` counts every earlier attempt after `nowMs - windowMs - margin`, so any two
- * attempts `max` apart are more than a whole window apart, whichever way the upstream draws its window edges.
- * The margin exists because the upstream counts arrivals: a request that travels faster than the one a window
- * before it must still land outside that window.
+ * The client-side cap: at most `limit.max` exchange attempts in any window of `limit.windowMs`, for one identity
+ * (`key`) or, with `key` undefined, for all of them together (the global cap). An attempt at `nowMs` counts every
+ * earlier attempt after `nowMs - windowMs - margin`, so any two attempts `max` apart are more than a whole window
+ * apart, whichever way the upstream draws its window edges. The margin exists because the upstream counts
+ * arrivals: a request that travels faster than the one a window before it must still land outside that window.
  */
-export function budget(records: readonly ExchangeRecord[], fingerprint: string, limit: RateLimit, nowMs: number): BudgetState {
+export function budget(records: readonly ExchangeRecord[], key: string | undefined, limit: RateLimit, nowMs: number): BudgetState {
   const span = limit.windowMs + arrivalMargin(limit);
   const inWindow = records
-    .filter((record) => record.fingerprint === fingerprint && record.atMs > nowMs - span)
+    .filter((record) => (key === undefined || record.key === key) && record.atMs > nowMs - span)
     .map((record) => record.atMs)
     .sort((a, b) => a - b);
   const remaining = Math.max(0, limit.max - inWindow.length);
@@ -33,27 +39,49 @@ export function budget(records: readonly ExchangeRecord[], fingerprint: string, 
   return { remaining, nextAllowedAtMs: Math.max(nowMs, freeing + span) };
 }
 
+/**
+ * The cap across identities, a net under a rotation storm (a token file rewritten with a new token every few ms
+ * gave each token its own budget: 4,886 exchanges in 55 s, against an upstream that allows 200 a minute per client
+ * IP, shared with the rest of the node). Twice the per-identity cap: a rotation right after a busy window is
+ * still exchanged at once.
+ */
+export function globalLimit(limit: RateLimit): RateLimit {
+  return { max: limit.max * 2, windowMs: limit.windowMs };
+}
+
+/** Both caps at once: when the next attempt for `key` is allowed, and how many it has left. */
+export function combinedBudget(records: readonly ExchangeRecord[], key: string, limit: RateLimit, nowMs: number): BudgetState {
+  const own = budget(records, key, limit, nowMs);
+  const all = budget(records, undefined, globalLimit(limit), nowMs);
+  return { remaining: Math.min(own.remaining, all.remaining), nextAllowedAtMs: Math.max(own.nextAllowedAtMs, all.nextAllowedAtMs) };
+}
+
 /** 2 % of the window, between 50 ms and 2 s: 1.2 s for the upstream's 10 per minute. */
 export function arrivalMargin(limit: RateLimit): number {
   return Math.min(2_000, Math.max(50, Math.round(limit.windowMs * 0.02)));
 }
 
 /**
- * Records still worth keeping: those inside the window. Records far in the future (the clock went back
- * by more than a window) are dropped too, rather than blocking exchanges until the clock catches up.
+ * Records still worth keeping: those inside the (widened) window. Applied on every write, to our own records and
+ * to those read back from disk, so the state file stays small. Records are never in the future: conversion clamps
+ * them to now when read (a wall clock that went back must not make the budget forget them).
  */
 export function prune(records: readonly ExchangeRecord[], limit: RateLimit, nowMs: number): ExchangeRecord[] {
-  return records.filter((record) => record.atMs >= nowMs - limit.windowMs - arrivalMargin(limit) && record.atMs <= nowMs + limit.windowMs);
+  return records.filter((record) => record.atMs > nowMs - limit.windowMs - arrivalMargin(limit));
 }
 
-/** Union of two logs (this process's and what another process wrote to the state file), without duplicates. */
+/**
+ * Union of two logs (what this process knows and what the state file holds, which another process may have added
+ * to), without duplicates. A record this process wrote reads back identical on the same boot; anything else is
+ * kept twice at worst, which only ever makes the budget stricter.
+ */
 export function merge(a: readonly ExchangeRecord[], b: readonly ExchangeRecord[]): ExchangeRecord[] {
   const seen = new Set<string>();
   const out: ExchangeRecord[] = [];
   for (const record of [...a, ...b]) {
-    const key = `${record.atMs}/${record.fingerprint}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
+    const id = `${String(record.atMs)}/${record.key}/${record.id ?? ''}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
     out.push(record);
   }
   return out.sort((x, y) => x.atMs - y.atMs);

@@ -7,8 +7,6 @@ export const BACKOFF_CAP_MS = 60_000;
 /** 401/403 are not hammered: every 5 minutes ±20 %, so never sooner than 4 minutes. */
 export const AUTH_RETRY_MS = 300_000;
 export const AUTH_RETRY_JITTER = 0.2;
-/** A Retry-After longer than this is treated as this: an absurd value must not park the daemon for days. */
-export const RETRY_AFTER_CAP_MS = 15 * 60_000;
 /** Floor of a jittered delay, so that a random draw near 0 never turns into a busy loop. */
 const MIN_DELAY_MS = 100;
 
@@ -29,9 +27,16 @@ export function refreshPoint(
   const lifetime = jwt.expiresAtMs - jwt.issuedAtMs;
   const fraction = window[0] + (window[1] - window[0]) * random();
   const drawn = jwt.issuedAtMs + lifetime * fraction;
+  return Math.round(Math.max(jwt.issuedAtMs, Math.min(drawn, latestRefresh(jwt, minTtlMs))));
+}
+
+/**
+ * The latest point at which a refresh still keeps the served JWT above --min-ttl while the exchange itself takes
+ * its time: min-ttl plus a margin (a quarter of the usable life, at most 30 s) before expiry.
+ */
+export function latestRefresh(jwt: { readonly issuedAtMs: number; readonly expiresAtMs: number }, minTtlMs: number): number {
   const usable = jwt.expiresAtMs - minTtlMs - jwt.issuedAtMs;
-  const latest = jwt.expiresAtMs - minTtlMs - Math.min(30_000, Math.max(0, usable) / 4);
-  return Math.round(Math.max(jwt.issuedAtMs, Math.min(drawn, latest)));
+  return jwt.expiresAtMs - minTtlMs - Math.min(30_000, Math.max(0, usable) / 4);
 }
 
 /** Full-jitter exponential backoff for the `failures`-th consecutive transient failure (1-based). */
@@ -53,52 +58,49 @@ export function isAuthFailure(error: Pick<ExchangeError, 'code'>): boolean {
  * How long to wait after a failed exchange, in one fixed order:
  *  1. 401/403: the slow authentication retry (a new token or SIGHUP cuts it short);
  *  2. anything else (429, 5xx, network, invalid answer): full-jitter backoff,
- *  3. added on top of the upstream's Retry-After when it sends one (capped at 15 minutes). Retry-After alone would
+ *  3. added on top of the upstream's Retry-After when it sends one (clamped to 15 minutes when the answer was
+ *     read). Retry-After alone would
  *     line up every client that shares the token on the same instant; the jitter spreads them, and grows with
  *     each failure, so a fleet that overran the shared budget drains instead of colliding again.
  */
 export function retryDelay(error: Pick<ExchangeError, 'code' | 'retryAfterMs'>, failures: number, random: Random): number {
   if (isAuthFailure(error)) return authRetryDelay(random);
-  const backoff = backoffDelay(failures, random);
-  const asked = error.retryAfterMs === undefined ? 0 : Math.min(error.retryAfterMs, RETRY_AFTER_CAP_MS);
-  return asked + backoff;
+  return (error.retryAfterMs ?? 0) + backoffDelay(failures, random);
 }
 
-/** What the refresher knows when it decides what to do next. */
+/** What the refresher knows when it decides what to do next. All times on the monotonic clock. */
 export interface PlanInput {
-  readonly haveToken: boolean;
-  /** When the schedule (refresh point, backoff, or "now" after a new token) wants the next attempt. */
+  readonly haveCredential: boolean;
+  /** When the schedule (refresh point, backoff, or "now" after a new credential) wants the next attempt. */
   readonly dueAtMs: number | undefined;
-  /** When the client-side budget next allows an exchange for the current token. */
+  /** The latest point that still keeps the held JWT above --min-ttl (from its remaining life, by either clock). */
+  readonly latestSafeAtMs: number | undefined;
+  /** When the client-side budget (per identity and global) next allows an exchange. */
   readonly budgetAllowsAtMs: number;
-  /** Until when the upstream said it has nothing left for this token (RateLimit-Remaining: 0). */
+  /** Until when the upstream said it has nothing left for this credential (RateLimit-Remaining: 0). */
   readonly upstreamBlockedUntilMs: number | undefined;
 }
 
-export type Plan = { readonly kind: 'idle' } | { readonly kind: 'exchange' } | { readonly kind: 'wait'; readonly untilMs: number; readonly cause: 'schedule' | 'budget' | 'upstream' };
+export type WaitCause = 'schedule' | 'budget' | 'upstream';
+export type Plan = { readonly kind: 'idle' } | { readonly kind: 'exchange' } | { readonly kind: 'wait'; readonly untilMs: number; readonly cause: WaitCause };
 
 /**
- * The next step, as the latest of three clocks: the schedule, the client-side budget and the upstream's own
- * budget. Exchanges the budget delays wait; they are never dropped.
+ * The next step:
+ *  1. nothing to do without a credential or a due time;
+ *  2. the schedule's due time, brought forward to the latest safe point when the JWT's life got shorter than
+ *     planned (a wall-clock step forward, an `exp` earlier than expected);
+ *  3. then the latest of that, the client-side budget (a hard rule: exchanges it delays wait, never dropped) and
+ *     the upstream's own budget, which is advisory and never holds a refresh past the latest safe point.
  */
 export function planNextStep(input: PlanInput, nowMs: number): Plan {
-  if (!input.haveToken || input.dueAtMs === undefined) return { kind: 'idle' };
+  if (!input.haveCredential || input.dueAtMs === undefined) return { kind: 'idle' };
+  const due = Math.min(input.dueAtMs, input.latestSafeAtMs ?? Infinity);
+  const upstream = Math.min(input.upstreamBlockedUntilMs ?? 0, input.latestSafeAtMs ?? Infinity);
   const candidates = [
-    { at: input.dueAtMs, cause: 'schedule' as const },
+    { at: due, cause: 'schedule' as const },
     { at: input.budgetAllowsAtMs, cause: 'budget' as const },
-    { at: input.upstreamBlockedUntilMs ?? 0, cause: 'upstream' as const },
+    { at: upstream, cause: 'upstream' as const },
   ];
   const latest = candidates.reduce((a, b) => (b.at > a.at ? b : a));
   return latest.at <= nowMs ? { kind: 'exchange' } : { kind: 'wait', untilMs: latest.at, cause: latest.cause };
-}
-
-/** A JWT found on disk at start, described by the state file beside it. */
-export interface RestorableJwt {
-  readonly tokenFingerprint: string;
-  readonly expiresAtMs: number;
-}
-
-/** Reuse a JWT from disk only when it was issued for this very API token and has more than --min-ttl left. */
-export function isReusable(candidate: RestorableJwt, tokenFingerprint: string, minTtlMs: number, nowMs: number): boolean {
-  return candidate.tokenFingerprint === tokenFingerprint && candidate.expiresAtMs - nowMs > minTtlMs;
 }

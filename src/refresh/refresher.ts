@@ -1,308 +1,353 @@
 import type { Logger } from 'pino';
-import type { ApiToken, TokenRead } from '../credentials/api-token.ts';
-import type { Clock, Random } from '../core/clock.ts';
 import type { Config } from '../config/config.ts';
-import type { ExchangeClient } from '../upstream/exchange-client.ts';
-import { ExchangeError } from '../core/errors.ts';
-import { interpretExchangeResponse, type Exchanged } from '../upstream/exchange-response.ts';
-import { fingerprint } from '../upstream/jwt-claims.ts';
+import type { Clock, Random, Timers } from '../core/clock.ts';
+import { CredentialError, DiskError, ExchangeError, describeError } from '../core/errors.ts';
+import { holdJwt, remainingMs, type HeldJwt } from '../core/held-jwt.ts';
+import type { Credential } from '../credentials/credential.ts';
+import type { Installation } from '../disk/jwt-sink.ts';
+import type { Reservation } from '../disk/state-store.ts';
 import type { Metrics } from '../observe/metrics.ts';
-import { budget, prune, type ExchangeRecord } from './rate-limit.ts';
-import { backoffDelay, isAuthFailure, isReusable, planNextStep, refreshPoint, retryDelay } from './refresh-policy.ts';
-import type { SidecarState } from '../disk/state-file.ts';
-import type { HeldJwt, Status } from './served-jwt.ts';
+import type { ExchangeClient } from '../upstream/exchange-client.ts';
+import { interpretExchangeResponse, type Exchanged } from '../upstream/exchange-response.ts';
+import { combinedBudget, type ExchangeRecord } from './rate-limit.ts';
+import { backoffDelay, isAuthFailure, latestRefresh, planNextStep, refreshPoint, retryDelay } from './refresh-policy.ts';
+import type { ServedJwt } from './served-jwt.ts';
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * The loop wakes at least this often, whatever it waits for, and re-plans from both clocks: a wall-clock step,
+ * a suspended VM or a lost timer costs at most this long. It is also the heartbeat behind /healthz.
+ */
+export const MAX_WAKE_MS = 30_000;
 
-/** Where JWTs and the state go: the JWT file and its state file in production, memory in tests. */
-export interface JwtStore {
-  writeJwt(held: HeldJwt, nowMs: number): Promise<void>;
-  writeState(state: SidecarState): Promise<void>;
-}
+/** Why an exchange happens, for the log line that reports it. */
+export type ExchangeReason = 'start' | 'rotation' | 'schedule' | 'retry' | 'signal' | 'proxy-401' | 'expiring';
 
-/** What `once` and the on-refresh hook listen to. */
+/** What `once` listens to. */
 export interface RefresherEvents {
-  onWritten?(held: HeldJwt): void;
-  onFailure?(error: ExchangeError): void;
-}
-
-export interface Timers {
-  setTimeout(callback: () => void, ms: number): NodeJS.Timeout;
-  clearTimeout(timer: NodeJS.Timeout | undefined): void;
+  onInstalled?(held: HeldJwt): void;
+  onFailure?(error: ExchangeError | CredentialError | DiskError): void;
 }
 
 export interface RefresherDeps {
-  readonly config: Pick<Config, 'refreshWindow' | 'minTtlMs' | 'rateLimit'>;
-  readonly client: ExchangeClient;
-  readonly store: JwtStore;
-  readonly status: Status;
+  readonly config: Pick<Config, 'refreshWindow' | 'minTtlMs' | 'rateLimit' | 'timeoutMs'>;
+  readonly client: Pick<ExchangeClient, 'send'>;
+  /** The budget's ledger on disk: records the attempt durably before it is sent, or refuses. */
+  readonly ledger: { reserve(key: string, known: readonly ExchangeRecord[]): Promise<Reservation> };
+  /** Where JWTs go: the JWT file and its state entry (it reports back through the refresher's sink handlers). */
+  readonly sink: { install(installation: Installation): void; rekey(credential: Installation['credential']): void };
+  readonly served: ServedJwt;
   readonly metrics: Metrics;
   readonly clock: Clock;
   readonly random: Random;
+  readonly timers: Timers;
   readonly log: Logger;
-  readonly timers?: Timers;
+  /** Shutdown: aborts the exchange in flight and stops scheduling. */
+  readonly signal: AbortSignal;
   readonly events?: RefresherEvents;
 }
 
-/** The JWT on disk and what the schedule knows about it. */
+/** What the previous run left on disk, judged for the first credential (see reuse.ts): reusable, or why not. */
+export type Restorable = (credential: Credential) =>
+  | { readonly reusable: true; readonly held: HeldJwt; readonly issuedAtMs: number; readonly refreshAtMs: number | undefined }
+  | { readonly reusable: false; readonly reason: string };
+
+/** The newest JWT obtained (being written, or on disk and served), and when it is due for refresh (monotonic). */
 interface Current {
-  readonly held: HeldJwt;
-  readonly tokenFingerprint: string;
-  readonly issuedAtMs: number;
-  readonly refreshAtMs: number;
+  readonly installation: Installation;
+  readonly dueAtMono: number;
+  /** A proxied request got 401 with this JWT and it was checked by an exchange: at most once per JWT. */
+  checked: boolean;
 }
 
 /**
- * The loop: budget → exchange → store → next time. One timer, one exchange in flight at most, one failure path.
- * Decisions are made by the pure functions of refresh-policy.ts and rate-limit.ts; this class only does I/O.
+ * The loop: budget → exchange → sink → next time. One timer, one exchange in flight at most, one failure path.
+ * Decisions are the pure functions of refresh-policy.ts and rate-limit.ts; this class only sequences I/O and is the
+ * only writer of the served JWT and of the schedule's gauges.
  */
 export class Refresher {
-  readonly #deps: RefresherDeps;
-  readonly #timers: Timers;
-  readonly #shutdown = new AbortController();
-  #token: ApiToken | undefined;
+  readonly #d: RefresherDeps;
+  #credential: Credential | undefined;
   #current: Current | undefined;
-  #restorable: (SidecarState & { readonly held: HeldJwt }) | undefined;
-  #exchanges: ExchangeRecord[] = [];
-  #dueAtMs: number | undefined;
-  #upstreamBlockedUntilMs: number | undefined;
+  #restorable: Restorable | undefined;
+  #records: ExchangeRecord[] = [];
+  #due: { atMono: number; reason: ExchangeReason } | undefined;
+  #upstreamBlockedUntilMono: number | undefined;
   #failures = 0;
-  #lastError: ExchangeError | undefined;
+  #lastError: ExchangeError | CredentialError | DiskError | undefined;
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<void> | undefined;
-  #pendingWrite: { readonly current: Current; failures: number; timer: NodeJS.Timeout | undefined } | undefined;
+  #lastTickMono: number;
 
   constructor(deps: RefresherDeps) {
-    this.#deps = deps;
-    this.#timers = deps.timers ?? { setTimeout: (callback, ms) => setTimeout(callback, ms), clearTimeout: (timer) => { clearTimeout(timer); } };
+    this.#d = deps;
+    this.#lastTickMono = deps.clock.monotonic();
+    deps.signal.addEventListener('abort', () => { deps.timers.clearTimeout(this.#timer); }, { once: true });
   }
 
-  /** Seed from the state file: the budget's recent exchanges, and a JWT on disk that a matching token may reuse. */
-  restore(state: SidecarState, jwtOnDisk: HeldJwt | undefined): void {
-    this.#exchanges = prune(state.exchanges, this.#deps.config.rateLimit, this.#deps.clock.now());
-    const matches = jwtOnDisk !== undefined && state.jwtFingerprint === fingerprint(jwtOnDisk.jwt) && state.tokenFingerprint !== undefined;
-    this.#restorable = matches ? { ...state, held: jwtOnDisk } : undefined;
+  /** Seed from disk: the budget's recent records, and a JWT a matching credential may reuse. */
+  restore(records: readonly ExchangeRecord[], restorable: Restorable | undefined): void {
+    this.#records = [...records];
+    this.#restorable = restorable;
     this.#updateBudgetGauge();
   }
 
-  /** A valid token was read (at start, on rotation, or re-reported on SIGHUP). */
-  onToken(token: ApiToken): void {
-    const { log, status, metrics } = this.#deps;
-    metrics.tokenFileReloads.inc({ result: 'success' });
-    if (this.#token?.fingerprint === token.fingerprint) {
-      // Same token again (SIGHUP, or the file rewritten unchanged): only an authentication failure is retried at once.
-      if (this.#lastError !== undefined && isAuthFailure(this.#lastError)) this.#retryNow('token re-read after an authentication failure');
+  /** A usable credential was read (at start, on rotation, or re-reported on SIGHUP). */
+  onCredential(credential: Credential): void {
+    const previous = this.#credential;
+    this.#credential = credential;
+    if (previous?.identity === credential.identity) {
+      this.#d.sink.rekey(credential);
+      // Same identity again (SIGHUP, a rewritten file, a rotated projected token): only an authentication failure
+      // is retried at once.
+      if (this.#lastError !== undefined && this.#isAuthFailure(this.#lastError)) this.#exchangeNow('signal');
       return;
     }
-    const rotated = this.#token !== undefined;
-    this.#token = token;
-    status.setApiToken(token.value);
     this.#failures = 0;
     this.#lastError = undefined;
-    this.#upstreamBlockedUntilMs = undefined;
-    log.info({ tokenFingerprint: token.fingerprint }, rotated ? 'API token rotated' : 'API token loaded');
-    // Back to the token the JWT on disk belongs to (a flap), or a restart that finds a fresh JWT: no exchange yet.
-    if (this.#current?.tokenFingerprint === token.fingerprint || (!rotated && this.#adoptRestorable(token))) {
-      if (this.#current?.tokenFingerprint === token.fingerprint) this.#dueAtMs = this.#current.refreshAtMs;
+    this.#upstreamBlockedUntilMono = undefined;
+    // Back to the credential the JWT on disk belongs to (a flap), or a start that finds a fresh JWT: no exchange yet.
+    if (this.#current?.installation.credential.identity === credential.identity) {
+      this.#due = { atMono: this.#current.dueAtMono, reason: 'schedule' };
       this.#tick();
       return;
     }
-    this.#retryNow(rotated ? 'new API token' : 'first API token');
+    if (previous === undefined && this.#adoptRestorable(credential)) return;
+    this.#exchangeNow(previous === undefined ? 'start' : 'rotation');
   }
 
-  /** The token file turned unusable: say so, keep the last good token and JWT. */
-  onInvalidToken(read: Extract<TokenRead, { ok: false }>): void {
-    this.#deps.metrics.tokenFileReloads.inc({ result: 'invalid' });
-    const keeping = this.#token === undefined ? 'no API token is loaded yet' : `keeping the last good API token (${this.#token.fingerprint})`;
-    this.#deps.log.error({ problem: read.problem }, `${read.message}; ${keeping}`);
-    if (this.#token === undefined) this.#deps.status.setProblem(read.message);
+  /** The credential turned unusable (logged and counted by its source): keep the last good one and the JWT. */
+  onCredentialProblem(problem: CredentialError): void {
+    if (this.#credential === undefined) this.#d.served.setProblem({ kind: 'credential', code: problem.code });
   }
 
-  /** Abort the exchange in flight and stop scheduling; resolves once nothing is running. */
-  async stop(): Promise<void> {
-    this.#shutdown.abort();
-    this.#timers.clearTimeout(this.#timer);
-    this.#timers.clearTimeout(this.#pendingWrite?.timer);
+  /** A proxied request got 401 from the upstream with the held JWT (revoked?): check it with one new exchange. */
+  onUpstreamUnauthorized(): void {
+    const current = this.#current;
+    if (current === undefined || current.checked) return;
+    current.checked = true;
+    this.#exchangeNow('proxy-401');
+  }
+
+  // Sink events: the refresher is the one writer of what is served.
+
+  onInstalled(installation: Installation): void {
+    const { served, metrics } = this.#d;
+    served.install(installation.held);
+    metrics.jwtExpiry.set(installation.held.expiresAtMs / 1000);
+    this.#d.events?.onInstalled?.(installation.held);
+  }
+
+  onWriteFailed(error: DiskError, failures: number): void {
+    this.#d.log.error({ failures }, `${error.message}; the previous JWT file is left intact and the write is retried`);
+    this.#d.served.setProblem({ kind: 'write', code: error.code });
+  }
+
+  onFileGone(): void {
+    this.#d.served.setFileMissing(true);
+  }
+
+  /** Resolves once nothing is in flight (call after aborting the signal). */
+  async settled(): Promise<void> {
     await this.#inFlight;
   }
 
-  #adoptRestorable(token: ApiToken): boolean {
-    const candidate = this.#restorable;
+  /** The loop is alive: not stopped, and it ticked recently enough (or an exchange, bounded by its timeout, runs). */
+  alive(): boolean {
+    if (this.#d.signal.aborted) return false;
+    const slack = MAX_WAKE_MS + this.#d.config.timeoutMs + 10_000;
+    return this.#d.clock.monotonic() - this.#lastTickMono < slack;
+  }
+
+  /** Wall time of the next planned attempt, or undefined (for tests and logs). */
+  nextAttemptAt(): number | undefined {
+    return this.#due === undefined ? undefined : this.#toWall(this.#due.atMono);
+  }
+
+  /** The budget's records (the sink rewrites the state file with them). */
+  records(): readonly ExchangeRecord[] {
+    return this.#records;
+  }
+
+  #adoptRestorable(credential: Credential): boolean {
+    const judge = this.#restorable;
     this.#restorable = undefined;
-    if (candidate === undefined || candidate.tokenFingerprint === undefined) return false;
-    const { clock, config, random, log } = this.#deps;
-    const now = clock.now();
-    const restorable = { tokenFingerprint: candidate.tokenFingerprint, expiresAtMs: Math.min(candidate.held.expiresAtMs, candidate.expiresAtMs ?? Infinity) };
-    if (!isReusable(restorable, token.fingerprint, config.minTtlMs, now)) return false;
-    const held = { ...candidate.held, expiresAtMs: restorable.expiresAtMs };
-    const issuedAtMs = candidate.issuedAtMs ?? now;
-    const refreshAtMs = candidate.refreshAtMs ?? refreshPoint({ issuedAtMs, expiresAtMs: held.expiresAtMs }, config.refreshWindow, config.minTtlMs, random);
-    const current: Current = { held, tokenFingerprint: token.fingerprint, issuedAtMs, refreshAtMs };
-    log.info({ tokenFingerprint: token.fingerprint, expiresAt: iso(held.expiresAtMs), nextRefreshAt: iso(refreshAtMs) }, 'reusing the JWT on disk; no exchange until its refresh point');
-    this.#dueAtMs = refreshAtMs;
+    const candidate = judge?.(credential);
+    const { config, random, log, clock } = this.#d;
+    if (candidate === undefined) return false;
+    if (!candidate.reusable) {
+      log.info({ tokenFingerprint: credential.identity }, `not reusing the JWT on disk: ${candidate.reason}`);
+      return false;
+    }
+    const refreshAtMs = candidate.refreshAtMs ?? refreshPoint({ issuedAtMs: candidate.issuedAtMs, expiresAtMs: candidate.held.expiresAtMs }, config.refreshWindow, config.minTtlMs, random);
+    log.info({ tokenFingerprint: credential.identity, expiresAt: iso(candidate.held.expiresAtMs), nextRefreshAt: iso(refreshAtMs) }, 'reusing the JWT on disk; no exchange until its refresh point');
+    this.#due = { atMono: clock.monotonic() + (refreshAtMs - clock.now()), reason: 'schedule' };
     // Rewritten (not re-exchanged) so that a changed --jwt-format or mode takes effect and readiness follows the file.
-    void this.#persist(current);
+    this.#install({ held: candidate.held, credential, issuedAtMs: candidate.issuedAtMs, refreshAtMs });
+    this.#tick();
     return true;
   }
 
-  #retryNow(why: string): void {
-    this.#deps.log.debug({ why }, 'exchange wanted now');
-    this.#dueAtMs = this.#deps.clock.now();
+  #exchangeNow(reason: ExchangeReason): void {
+    this.#d.log.debug({ reason }, 'exchange wanted now');
+    this.#due = { atMono: this.#d.clock.monotonic(), reason };
     this.#tick();
   }
 
   #tick(): void {
-    this.#timers.clearTimeout(this.#timer);
+    const { timers, clock, config, served, metrics, signal } = this.#d;
+    timers.clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#shutdown.signal.aborted || this.#inFlight !== undefined) return;
-    const { clock, config, status, metrics } = this.#deps;
-    const now = clock.now();
-    const token = this.#token;
-    const allowed = token === undefined ? now : budget(this.#exchanges, token.fingerprint, config.rateLimit, now).nextAllowedAtMs;
-    const plan = planNextStep({ haveToken: token !== undefined, dueAtMs: this.#dueAtMs, budgetAllowsAtMs: allowed, upstreamBlockedUntilMs: this.#upstreamBlockedUntilMs }, now);
+    if (signal.aborted || this.#inFlight !== undefined) return;
+    const now = clock.monotonic();
+    this.#lastTickMono = now;
+    const credential = this.#credential;
+    const allowed = credential === undefined ? now : combinedBudget(this.#records, credential.identity, config.rateLimit, now).nextAllowedAtMs;
+    const latestSafeAtMs = this.#latestSafeMono();
+    const plan = planNextStep({ haveCredential: credential !== undefined, dueAtMs: this.#due?.atMono, latestSafeAtMs, budgetAllowsAtMs: allowed, upstreamBlockedUntilMs: this.#upstreamBlockedUntilMono }, now);
     this.#updateBudgetGauge();
-    if (plan.kind === 'idle' || token === undefined) return;
-    if (plan.kind === 'wait') {
-      status.setNextAttempt(plan.untilMs);
-      metrics.nextRefresh.set(plan.untilMs / 1000);
-      if (plan.cause === 'budget') this.#deps.log.warn({ tokenFingerprint: token.fingerprint, until: iso(plan.untilMs) }, 'exchange delayed by the client-side rate limit');
-      // Node timers overflow past 2^31-1 ms; a tick re-plans anyway, so a long wait is taken in steps.
-      this.#timer = this.#timers.setTimeout(() => { this.#tick(); }, Math.min(plan.untilMs - now, MAX_TIMER_MS));
+    if (plan.kind === 'exchange' && credential !== undefined) {
+      const reason = this.#due !== undefined && latestSafeAtMs !== undefined && latestSafeAtMs < this.#due.atMono ? 'expiring' : (this.#due?.reason ?? 'schedule');
+      this.#inFlight = this.#exchange(credential, reason).finally(() => {
+        this.#inFlight = undefined;
+        this.#tick();
+      });
       return;
     }
-    this.#inFlight = this.#exchange(token).finally(() => {
-      this.#inFlight = undefined;
-      this.#tick();
-    });
+    if (plan.kind === 'wait') {
+      served.setNextAttempt(plan.untilMs);
+      metrics.nextRefresh.set(this.#toWall(plan.untilMs) / 1000);
+      if (plan.cause === 'budget' && credential !== undefined) this.#d.log.warn({ tokenFingerprint: credential.identity, until: iso(this.#toWall(plan.untilMs)) }, 'exchange delayed by the client-side rate limit');
+    }
+    const until = plan.kind === 'wait' ? plan.untilMs : Infinity;
+    this.#timer = timers.setTimeout(() => { this.#tick(); }, Math.min(until - now, MAX_WAKE_MS));
   }
 
-  async #exchange(token: ApiToken): Promise<void> {
-    const { client, clock, config, metrics, log, status } = this.#deps;
-    const startedAt = clock.now();
-    // Counted before sending and persisted, so that a crash right after the request still spends the budget.
-    this.#exchanges = prune([...this.#exchanges, { atMs: startedAt, fingerprint: token.fingerprint }], config.rateLimit, startedAt);
-    this.#updateBudgetGauge();
-    await this.#saveState();
-    const stopTimer = metrics.exchangeDuration.startTimer();
+  /** When the held JWT must be refreshed at the latest to stay above --min-ttl, by its remaining life now. */
+  #latestSafeMono(): number | undefined {
+    const current = this.#current;
+    if (current === undefined || current.installation.credential.identity !== this.#credential?.identity) return undefined;
+    const { held, issuedAtMs } = current.installation;
+    const { clock, config } = this.#d;
+    // The latest refresh in terms of the planned lifetime, shifted by how much shorter the remaining life now is.
+    const planned = latestRefresh({ issuedAtMs, expiresAtMs: held.expiresAtMs }, config.minTtlMs) - held.expiresAtMs;
+    return clock.monotonic() + remainingMs(held, clock) + planned;
+  }
+
+  async #exchange(credential: Credential, reason: ExchangeReason): Promise<void> {
+    const { client, clock, config, metrics, signal, ledger } = this.#d;
     let exchanged: Exchanged;
     try {
-      const raw = await client.send(token.value, this.#shutdown.signal);
-      exchanged = interpretExchangeResponse(raw, clock.now(), config.minTtlMs);
+      const request = await credential.exchangeRequest();
+      // Counted before sending, durably, under the lock: a crash right after the request still spends the budget,
+      // and a second process on the same file counts it too. If it cannot be recorded, nothing is sent.
+      const reservation = await ledger.reserve(credential.identity, this.#records);
+      this.#records = reservation.records;
+      this.#updateBudgetGauge();
+      if (!reservation.granted) return; // another process spent the budget: the next tick waits for it
+      const stopTimer = metrics.exchangeDuration.startTimer();
+      try {
+        exchanged = interpretExchangeResponse(await client.send(request, signal), clock.now(), config.minTtlMs);
+      } finally {
+        stopTimer();
+      }
     } catch (error) {
-      stopTimer();
-      if (this.#shutdown.signal.aborted) return;
-      this.#onFailure(toExchangeError(error), token);
+      if (signal.aborted) return;
+      this.#onFailure(toFailure(error), credential, reason);
       return;
     }
-    stopTimer();
+    this.#onSuccess(exchanged, credential, reason);
+  }
+
+  #onSuccess(exchanged: Exchanged, credential: Credential, reason: ExchangeReason): void {
+    const { clock, config, metrics, log, random, served } = this.#d;
+    const { issued, rateLimit, anomalies } = exchanged;
     metrics.exchanges.inc({ result: 'success' });
-    if (exchanged.rateLimit.remaining !== undefined) metrics.upstreamRateLimitRemaining.set(exchanged.rateLimit.remaining);
     metrics.lastExchangeSuccess.set(clock.now() / 1000);
-    const issuedAtMs = exchanged.issuedAtMs;
-    const refreshAtMs = refreshPoint({ issuedAtMs, expiresAtMs: exchanged.held.expiresAtMs }, config.refreshWindow, config.minTtlMs, this.#deps.random);
-    // The JWT is good and is kept, but when the token rotated while it was in flight, the schedule belongs to the
-    // new token: onToken asked for an exchange now, and the old token's result must not push it back.
-    if (this.#isCurrent(token)) {
+    if (rateLimit.remaining !== undefined) metrics.upstreamRateLimitRemaining.set(rateLimit.remaining);
+    if (anomalies.length > 0) log.warn({ tokenFingerprint: credential.identity, anomalies }, 'the upstream sent numbers out of range; they were clamped');
+    const issuedAtMs = clock.now();
+    const held = holdJwt(issued.jwt, issued.tokenType, issued.expiresAtMs, clock);
+    const refreshAtMs = refreshPoint({ issuedAtMs, expiresAtMs: held.expiresAtMs }, config.refreshWindow, config.minTtlMs, random);
+    // The JWT is good and is kept, but when the credential rotated while it was in flight, the schedule belongs to
+    // the new one: onCredential asked for an exchange now, and the old one's result must not push it back.
+    if (this.#credential?.identity === credential.identity) {
       this.#failures = 0;
       this.#lastError = undefined;
-      const { remaining, resetMs } = exchanged.rateLimit;
-      this.#upstreamBlockedUntilMs = remaining === 0 && resetMs !== undefined ? clock.now() + resetMs : undefined;
-      this.#dueAtMs = refreshAtMs;
+      this.#upstreamBlockedUntilMono = rateLimit.remaining === 0 && rateLimit.resetMs !== undefined ? clock.monotonic() + rateLimit.resetMs : undefined;
+      this.#due = { atMono: this.#toMono(refreshAtMs), reason: 'schedule' };
     }
-    const current: Current = { held: exchanged.held, tokenFingerprint: token.fingerprint, issuedAtMs, refreshAtMs };
-    log.info({ tokenFingerprint: token.fingerprint, result: 'success', expiresAt: iso(exchanged.held.expiresAtMs), nextRefreshAt: iso(refreshAtMs) }, 'exchanged the API token for a new JWT');
-    status.setProblem(undefined);
-    await this.#persist(current);
+    log.info({ tokenFingerprint: credential.identity, reason, result: 'success', expiresAt: iso(held.expiresAtMs), nextRefreshAt: iso(refreshAtMs) }, `exchanged the ${credential.mode === 'oidc' ? 'workload identity' : 'API token'} for a new JWT`);
+    served.setProblem(undefined);
+    this.#install({ held, credential, issuedAtMs, refreshAtMs });
   }
 
-  #isCurrent(token: ApiToken): boolean {
-    return this.#token?.fingerprint === token.fingerprint;
+  /** Plan with this JWT from now on, and hand it to the sink (which reports back once it is on disk). */
+  #install(installation: Installation): void {
+    const previous = this.#current;
+    const checked = previous?.installation.held.jwt === installation.held.jwt && previous.checked;
+    this.#current = { installation, dueAtMono: this.#toMono(installation.refreshAtMs), checked };
+    this.#d.sink.install(installation);
   }
 
-  #onFailure(error: ExchangeError, token: ApiToken): void {
-    const { clock, metrics, log, status, random } = this.#deps;
-    metrics.exchanges.inc({ result: error.code });
-    if (!this.#isCurrent(token)) {
-      // A failure of the token that was just rotated away: counted and logged, but it sets no schedule for the new one.
-      log.warn({ tokenFingerprint: token.fingerprint, result: error.code, status: error.status }, `${error.message}; the API token has since been rotated`);
+  #onFailure(error: ExchangeError | CredentialError | DiskError, credential: Credential, reason: ExchangeReason): void {
+    const { clock, metrics, log, served, random } = this.#d;
+    if (error instanceof ExchangeError) {
+      metrics.exchanges.inc({ result: error.code });
+      if (error.rateLimitRemaining !== undefined) metrics.upstreamRateLimitRemaining.set(error.rateLimitRemaining);
+    }
+    if (this.#credential?.identity !== credential.identity) {
+      // A failure of the credential that was just rotated away: counted and logged; no schedule for the new one.
+      log.warn({ tokenFingerprint: credential.identity, reason, result: error.code }, `${error.message}; the credential has since been rotated`);
       return;
     }
     this.#failures += 1;
     this.#lastError = error;
-    const delay = retryDelay(error, this.#failures, random);
-    this.#dueAtMs = clock.now() + delay;
-    status.setProblem(error.message);
-    const fields = { tokenFingerprint: token.fingerprint, result: error.code, status: error.status, failures: this.#failures, retryAt: iso(this.#dueAtMs) };
-    if (isAuthFailure(error)) log.error(fields, `${error.message}; retrying in ${Math.round(delay / 1000)} s or when the token file changes or on SIGHUP`);
+    const delay = error instanceof ExchangeError ? retryDelay(error, this.#failures, random) : backoffDelay(this.#failures, random);
+    this.#due = { atMono: clock.monotonic() + delay, reason: 'retry' };
+    served.setProblem(problemOf(error));
+    const fields = { tokenFingerprint: credential.identity, reason, result: error.code, status: error instanceof ExchangeError ? error.status : undefined, failures: this.#failures, retryAt: iso(clock.now() + delay) };
+    if (this.#isAuthFailure(error)) log.error(fields, `${error.message}; retrying in ${String(Math.round(delay / 1000))} s or when the credential changes or on SIGHUP`);
+    else if (error instanceof DiskError) log.error(fields, `${error.message}; the exchange attempt cannot be recorded, so none is sent`);
     else log.warn(fields, `${error.message}; the JWT held so far stays in use`);
-    this.#deps.events?.onFailure?.(error);
+    this.#d.events?.onFailure?.(error);
   }
 
-  /** Write the JWT and then the state; on failure keep the old file, count it, and retry the write with backoff. */
-  async #persist(current: Current): Promise<void> {
-    const { store, clock, status, metrics, log } = this.#deps;
-    if (this.#pendingWrite !== undefined) this.#timers.clearTimeout(this.#pendingWrite.timer);
-    try {
-      await store.writeJwt(current.held, clock.now());
-    } catch (error) {
-      metrics.jwtFileWrites.inc({ result: 'failure' });
-      const pending = this.#pendingWrite?.current === current ? this.#pendingWrite : { current, failures: 0, timer: undefined };
-      pending.failures += 1;
-      const delay = backoffDelay(pending.failures, this.#deps.random);
-      log.error({ failures: pending.failures, retryInMs: delay }, `${describe(error)}; the previous JWT file is left intact`);
-      status.setProblem(`writing the JWT file failed: ${describe(error)}`);
-      pending.timer = this.#shutdown.signal.aborted ? undefined : this.#timers.setTimeout(() => void this.#persist(current), delay);
-      this.#pendingWrite = pending;
-      return;
-    }
-    this.#pendingWrite = undefined;
-    metrics.jwtFileWrites.inc({ result: 'success' });
-    this.#current = current;
-    // The state file that names this JWT is written before readiness turns 200: a pod killed right after it became
-    // ready must find both on restart, or it would spend an exchange.
-    await this.#saveState();
-    status.setHeld(current.held);
-    metrics.jwtExpiry.set(current.held.expiresAtMs / 1000);
-    this.#deps.events?.onWritten?.(current.held);
+  #isAuthFailure(error: ExchangeError | CredentialError | DiskError): boolean {
+    return error instanceof ExchangeError && isAuthFailure(error);
   }
 
-  async #saveState(): Promise<void> {
-    const current = this.#current;
-    try {
-      await this.#deps.store.writeState({
-        tokenFingerprint: current?.tokenFingerprint,
-        jwtFingerprint: current === undefined ? undefined : fingerprint(current.held.jwt),
-        issuedAtMs: current?.issuedAtMs,
-        expiresAtMs: current?.held.expiresAtMs,
-        refreshAtMs: current?.refreshAtMs,
-        exchanges: this.#exchanges,
-      });
-    } catch (error) {
-      this.#deps.log.error(`${describe(error)}; the rate-limit budget will not survive a restart until it can be written`);
-    }
+  #updateBudgetGauge(): void {
+    const { config, clock, metrics } = this.#d;
+    const credential = this.#credential;
+    metrics.rateLimitBudget.set(credential === undefined ? config.rateLimit.max : combinedBudget(this.#records, credential.identity, config.rateLimit, clock.monotonic()).remaining);
   }
 
-  /** Bring time-dependent gauges up to date (called before each scrape: the window slides between ticks). */
+  /** Bring time-dependent gauges up to date (before each scrape: the window slides between ticks). */
   refreshGauges(): void {
     this.#updateBudgetGauge();
   }
 
-  #updateBudgetGauge(): void {
-    const { config, clock, metrics } = this.#deps;
-    const token = this.#token;
-    metrics.rateLimitBudget.set(token === undefined ? config.rateLimit.max : budget(this.#exchanges, token.fingerprint, config.rateLimit, clock.now()).remaining);
+  #toMono(wallMs: number): number {
+    return this.#d.clock.monotonic() + (wallMs - this.#d.clock.now());
+  }
+
+  #toWall(monoMs: number): number {
+    return this.#d.clock.now() + (monoMs - this.#d.clock.monotonic());
   }
 }
 
-function toExchangeError(error: unknown): ExchangeError {
-  if (error instanceof ExchangeError) return error;
-  return new ExchangeError('network_error', `exchange failed: ${describe(error)}`, { cause: error });
+function toFailure(error: unknown): ExchangeError | CredentialError | DiskError {
+  if (error instanceof ExchangeError || error instanceof CredentialError || error instanceof DiskError) return error;
+  return new ExchangeError('network_error', `exchange failed: ${describeError(error)}`, { cause: error });
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : 'unknown error';
+function problemOf(error: ExchangeError | CredentialError | DiskError): Parameters<ServedJwt['setProblem']>[0] {
+  if (error instanceof ExchangeError) return { kind: 'exchange', code: error.code, status: error.status };
+  if (error instanceof CredentialError) return { kind: 'credential', code: error.code };
+  return { kind: 'budget-record', code: error.code };
 }
 
 function iso(ms: number): string {
-  return new Date(ms).toISOString();
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? 'never' : date.toISOString();
 }

@@ -1,7 +1,11 @@
 import { rootCertificates } from 'node:tls';
 import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
-import { ExchangeError } from '../core/errors.ts';
+import { describeError, ExchangeError } from '../core/errors.ts';
+import type { ExchangeRequest } from '../credentials/credential.ts';
+import { VERSION } from '../core/version.ts';
 import { MAX_BODY_BYTES, type RawResponse } from './exchange-response.ts';
+
+const USER_AGENT = `ek-sidecar/${VERSION}`;
 
 export interface ExchangeClientOptions {
   /** Upstream base URL without a trailing slash. */
@@ -14,7 +18,7 @@ export interface ExchangeClientOptions {
 
 export interface ExchangeClient {
   /** Send one exchange request. Throws ExchangeError('network_error' | 'invalid_response') when no response is usable. */
-  send(apiToken: string, signal: AbortSignal): Promise<RawResponse>;
+  send(request: ExchangeRequest, signal: AbortSignal): Promise<RawResponse>;
   close(): Promise<void>;
 }
 
@@ -33,15 +37,15 @@ export function createExchangeClient(options: ExchangeClientOptions): ExchangeCl
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
   });
-  const url = `${options.apiUrl}/v1/auth/exchange`;
-
   return {
-    async send(apiToken, signal) {
+    async send(exchange, signal) {
+      const url = `${options.apiUrl}${exchange.path}`;
       const deadline = AbortSignal.timeout(options.timeoutMs);
       try {
         const response = await request(url, {
           method: 'POST',
-          headers: { authorization: `Bearer ${apiToken}`, accept: 'application/json', 'user-agent': 'ek-sidecar' },
+          headers: { ...exchange.headers, accept: 'application/json', 'user-agent': USER_AGENT },
+          ...(exchange.body === undefined ? {} : { body: exchange.body }),
           dispatcher,
           signal: AbortSignal.any([signal, deadline]),
         });
@@ -49,7 +53,7 @@ export function createExchangeClient(options: ExchangeClientOptions): ExchangeCl
         return { url, status: response.statusCode, headers: response.headers, body };
       } catch (error) {
         if (error instanceof ExchangeError) throw error;
-        const why = deadline.aborted ? `timed out after ${options.timeoutMs} ms` : signal.aborted ? 'aborted by shutdown' : describe(error);
+        const why = deadline.aborted ? `timed out after ${options.timeoutMs} ms` : signal.aborted ? 'aborted by shutdown' : describeError(error);
         throw new ExchangeError('network_error', `POST ${url} failed: ${why}`, { cause: error });
       }
     },
@@ -77,12 +81,4 @@ async function readCapped(body: Dispatcher.ResponseData['body'], url: string, co
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-/** An undici/Node error in words: its code and message, which carry no request headers. */
-function describe(error: unknown): string {
-  if (!(error instanceof Error)) return 'unknown error';
-  const code = 'code' in error && typeof error.code === 'string' ? `${error.code}: ` : '';
-  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : '';
-  return `${code}${error.message}${cause}`;
 }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { decodeJwt } from 'jose/jwt/decode';
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -16,9 +15,4 @@ export function expiryFromClaims(jwt: string): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Non-secret fingerprint of a token or JWT: the first 8 hex digits of its SHA-256. Safe to log. */
-export function fingerprint(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex').slice(0, 8);
 }

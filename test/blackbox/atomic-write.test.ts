@@ -52,11 +52,12 @@ describe('readers racing the writer', () => {
   });
 });
 
-describe('a failed write', () => {
-  test('leaves the old file intact, is counted, and is retried without a new exchange', async (t) => {
+describe('an exchange attempt that cannot be recorded', () => {
+  test('is not sent (the budget fails closed); the old file stays intact; sent once the state can be written', async (t) => {
     const api = await startFakeApi({ tokens: { [TOKEN]: 'ok' }, limit: 1000 });
     const dir = await tempDir();
     const volume = join(dir.path, 'volume');
+    const ROTATED = 'ek_live_atomic_writes_rotated_0123456789';
     try {
       await mkdir(volume);
       // An immutable directory refuses new files even to root, like a read-only or full volume refuses the temp file.
@@ -71,26 +72,26 @@ describe('a failed write', () => {
       const jwtFile = join(volume, 'jwt');
       const daemon = startDaemon(baseArgs({ apiUrl: api.url, tokenFile, jwtFile }));
       const { metrics } = await daemon.ports();
-      const good = await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
+      const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${String(metrics)}/metrics`)).text();
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${String(metrics)}/readyz`)).status === 200);
+      const good = await readFile(jwtFile, 'utf8');
       const exchanges = api.log.length;
       execFileSync('chattr', ['+i', volume]);
       try {
-        // Force a rewrite: a rotation brings a new JWT that cannot be written.
-        api.allow('ek_live_atomic_writes_rotated_0123456789');
-        await rotateSecretVolume(join(dir.path, 'secret'), 'ek_live_atomic_writes_rotated_0123456789');
-        await daemon.waitForLog((line) => typeof line.msg === 'string' && line.msg.includes('the previous JWT file is left intact'), 5_000);
+        // A rotation wants an exchange; its attempt cannot be recorded in the state file.
+        api.allow(ROTATED);
+        await rotateSecretVolume(join(dir.path, 'secret'), ROTATED);
+        await waitFor(async () => /^ek_sidecar_state_file_writes_total\{result="failure"\} [2-9]/m.test(await scrape()), 10_000, () => 'two failed state writes');
+        assert.equal(api.log.length, exchanges, 'no exchange was sent');
         assert.equal(await readFile(jwtFile, 'utf8'), good, 'the old JWT file is intact');
-        const text = await (await fetch(`http://127.0.0.1:${String(metrics)}/metrics`)).text();
-        assert.match(text, /^ek_sidecar_jwt_file_writes_total\{result="failure"\} [1-9]/m);
       } finally {
         execFileSync('chattr', ['-i', volume]);
       }
-      // The retry writes the new JWT without another exchange.
-      await waitFor(async () => (await readFile(jwtFile, 'utf8')) !== good, 10_000, () => 'the retried write');
-      assert.equal(api.log.length, exchanges + 1, 'one exchange for the rotation, none for the retries');
+      await waitFor(async () => (await readFile(jwtFile, 'utf8')) !== good, 10_000, () => 'the new JWT');
+      assert.equal(api.log.length, exchanges + 1, 'one exchange for the rotation, once it could be recorded');
       assert.equal((await daemon.stop()).code, 0);
       assert.deepEqual((await readdir(volume)).sort(), ['jwt', 'jwt.state.json'], 'no temporary files left');
-      assert.deepEqual(findLeaks([TOKEN, 'ek_live_atomic_writes_rotated_0123456789', ...api.issued()]), []);
+      assert.deepEqual(findLeaks([TOKEN, ROTATED, ...api.issued()]), []);
     } finally {
       try {
         execFileSync('chattr', ['-i', volume], { stdio: 'ignore' });

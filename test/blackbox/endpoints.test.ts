@@ -410,7 +410,8 @@ describe('before the first JWT', () => {
       assertRetryAfter(answer);
       assertMessage(await dropIn(s.ports.token, `Bearer ${malformed}`), 401, 'the drop-in with the malformed token');
       const reason = assertMessage(await call(s.ports.metrics ?? 0, { path: '/readyz' }), 503, '/readyz');
-      assert.match(reason, /token/i, `the reason names the token file: ${reason}`);
+      assert.match(reason, /token file is unusable \(malformed\)/, `the reason says what is wrong: ${reason}`);
+      assert.doesNotMatch(reason, /\//, 'and names no path (/readyz is served on every interface)');
       assert.equal(api.log.length, 0, 'no exchange with a malformed token');
     } finally {
       await s.tearDown();

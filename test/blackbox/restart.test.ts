@@ -27,14 +27,16 @@ describe('restarts', () => {
     const jwtFile = join(dir.path, 'jwt');
     const args = baseArgs({ apiUrl: api.url, tokenFile, jwtFile });
     const first = startDaemon(args);
-    const jwt = await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
+    // Ready means the JWT and the state entry naming it are both durable: a kill from then on costs no exchange.
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${String((await first.ports()).metrics)}/readyz`)).status === 200);
+    const jwt = await readFile(jwtFile, 'utf8');
     await first.kill9();
     const exchanges = api.countFor(A);
     for (let i = 0; i < 3; i += 1) {
       const again = startDaemon(args);
       const { metrics } = await again.ports();
-      await again.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('reusing the JWT on disk'));
       await waitFor(async () => (await fetch(`http://127.0.0.1:${String(metrics)}/readyz`)).status === 200);
+      assert.equal(api.countFor(A), exchanges, `restart ${String(i + 1)} is ready without an exchange`);
       await again.kill9();
     }
     assert.equal(api.countFor(A), exchanges, 'no exchange after restarts');

@@ -1,5 +1,5 @@
 import type { Clock } from '../../src/core/clock.ts';
-import type { Timers } from '../../src/refresh/refresher.ts';
+import type { Timers } from '../../src/core/clock.ts';
 
 /**
  * A clock and timers that only move when a test says so. `advance()` fires due callbacks one at a time, in due
@@ -8,9 +8,14 @@ import type { Timers } from '../../src/refresh/refresher.ts';
  * instant it happened, not some later one.
  */
 
-/** A clock a test sets; it never goes backwards on its own. */
+/**
+ * A clock a test sets. Time passing (`set`, timers firing) moves the wall and the monotonic clock together; `step`
+ * moves only the wall clock, as NTP or a VM resume does. It never goes backwards on its own.
+ */
 export class FakeClock implements Clock {
   #nowMs: number;
+  /** Deliberately far from the wall clock, so code that mixes the two up fails loudly. */
+  #monoMs = 5_000_000;
 
   constructor(startMs: number) {
     this.#nowMs = startMs;
@@ -20,8 +25,20 @@ export class FakeClock implements Clock {
     return this.#nowMs;
   }
 
+  monotonic(): number {
+    return this.#monoMs;
+  }
+
+  /** Let time pass up to wall time `ms` (a no-op for a time in the past: use `step` to move the wall clock back). */
   set(ms: number): void {
+    if (ms <= this.#nowMs) return;
+    this.#monoMs += ms - this.#nowMs;
     this.#nowMs = ms;
+  }
+
+  /** Step the wall clock by `deltaMs` (either sign) without time passing. */
+  step(deltaMs: number): void {
+    this.#nowMs += deltaMs;
   }
 }
 
@@ -45,7 +62,8 @@ interface Scheduled {
   readonly handle: FakeTimeout;
   readonly callback: () => void;
   readonly delayMs: number;
-  dueAtMs: number;
+  /** Timers run on the monotonic clock, as Node's do: a wall-clock step does not move them. */
+  dueAtMono: number;
   /** Creation order: timers due at the same millisecond fire in the order they were set, as in Node. */
   seq: number;
 }
@@ -114,7 +132,7 @@ export class FakeTimers implements Timers {
     this.#seq += 1;
     const handle = new FakeTimeout(this, this.#seq);
     const delayMs = effectiveDelay(ms);
-    this.#scheduled.set(handle, { handle, callback, delayMs, dueAtMs: this.clock.now() + delayMs, seq: this.#seq });
+    this.#scheduled.set(handle, { handle, callback, delayMs, dueAtMono: this.clock.monotonic() + delayMs, seq: this.#seq });
     return handle;
   }
 
@@ -127,9 +145,14 @@ export class FakeTimers implements Timers {
     return this.#scheduled.size;
   }
 
-  /** When the earliest pending timer fires, or undefined when none is pending. */
+  /** When the earliest pending timer fires, in wall time as the clock reads now, or undefined when none is pending. */
   nextDueAt(): number | undefined {
-    return this.#earliest()?.dueAtMs;
+    const next = this.#earliest();
+    return next === undefined ? undefined : this.#wallOf(next.dueAtMono);
+  }
+
+  #wallOf(mono: number): number {
+    return this.clock.now() + (mono - this.clock.monotonic());
   }
 
   /**
@@ -140,17 +163,19 @@ export class FakeTimers implements Timers {
     await this.advanceTo(this.clock.now() + ms);
   }
 
+  /** Let time pass until the wall clock reads `targetMs` (no wall-clock step may happen meanwhile). */
   async advanceTo(targetMs: number): Promise<void> {
     await settle();
+    const targetMono = this.clock.monotonic() + (targetMs - this.clock.now());
     for (;;) {
       const next = this.#earliest();
-      if (next === undefined || next.dueAtMs > targetMs) break;
+      if (next === undefined || next.dueAtMono > targetMono) break;
       this.#scheduled.delete(next.handle);
-      this.clock.set(Math.max(this.clock.now(), next.dueAtMs));
+      this.clock.set(this.#wallOf(Math.max(this.clock.monotonic(), next.dueAtMono)));
       next.callback();
       await settle();
     }
-    this.clock.set(Math.max(this.clock.now(), targetMs));
+    this.clock.set(this.#wallOf(targetMono));
     await settle();
   }
 
@@ -166,7 +191,7 @@ export class FakeTimers implements Timers {
     const scheduled = this.#scheduled.get(handle);
     if (scheduled === undefined) return;
     this.#seq += 1;
-    scheduled.dueAtMs = this.clock.now() + scheduled.delayMs;
+    scheduled.dueAtMono = this.clock.monotonic() + scheduled.delayMs;
     scheduled.seq = this.#seq;
   }
 
@@ -180,7 +205,7 @@ export class FakeTimers implements Timers {
   #earliest(): Scheduled | undefined {
     let best: Scheduled | undefined;
     for (const candidate of this.#scheduled.values()) {
-      if (best === undefined || candidate.dueAtMs < best.dueAtMs || (candidate.dueAtMs === best.dueAtMs && candidate.seq < best.seq)) best = candidate;
+      if (best === undefined || candidate.dueAtMono < best.dueAtMono || (candidate.dueAtMono === best.dueAtMono && candidate.seq < best.seq)) best = candidate;
     }
     return best;
   }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MAX_TOKEN_BYTES, parseApiToken, readApiTokenFile, type TokenProblem } from '../../src/credentials/api-token.ts';
-import { fingerprint } from '../../src/upstream/jwt-claims.ts';
+import { fingerprint } from '../../src/core/fingerprint.ts';
 
 const SOURCE = 'token file /secrets/token';
 const KEY = 'Zq9SECRETv2'; // distinctive, so that a leak of any part of it shows

@@ -51,9 +51,9 @@ void describe('interpretExchangeResponse: a valid 200', () => {
   void it('accepts a real signed JWT; its exp equals now + expiresIn', () => {
     const result = interpretExchangeResponse(ok200({ accessToken: signedJwt, expiresIn: 900, tokenType: 'Bearer' }), T0, MIN_TTL_MS);
     assert.deepEqual(result, {
-      held: { jwt: signedJwt, tokenType: 'Bearer', expiresAtMs: T0 + 900_000 },
-      issuedAtMs: T0,
+      issued: { jwt: signedJwt, tokenType: 'Bearer', expiresAtMs: T0 + 900_000 },
       rateLimit: { remaining: undefined, resetMs: undefined },
+      anomalies: [],
     });
   });
 
@@ -74,8 +74,8 @@ void describe('interpretExchangeResponse: a valid 200', () => {
       const tokenType = row.tokenType ?? 'Bearer';
       const headers = { 'content-type': row.contentType ?? 'application/json' };
       const result = interpretExchangeResponse(ok200({ accessToken: row.accessToken, expiresIn: row.expiresIn, tokenType }, headers), T0, MIN_TTL_MS);
-      assert.deepEqual(result.held, { jwt: row.accessToken, tokenType, expiresAtMs: row.expected });
-      assert.equal(result.issuedAtMs, T0);
+      assert.deepEqual(result.issued, { jwt: row.accessToken, tokenType, expiresAtMs: row.expected });
+      assert.deepEqual(result.anomalies, []);
     });
   }
 
@@ -184,6 +184,10 @@ void describe('interpretExchangeResponse: retry hints', () => {
     { name: 'no Retry-After, RateLimit-Remaining 3 and Reset 12: no hint', status: 429, headers: { 'ratelimit-remaining': '3', 'ratelimit-reset': '12' }, expected: undefined },
     { name: 'Retry-After wins over RateLimit-Reset', status: 429, headers: { 'retry-after': '7', 'ratelimit-remaining': '0', 'ratelimit-reset': '12' }, expected: 7_000 },
     { name: 'RateLimit-Reset that is not a number', status: 429, headers: { 'ratelimit-remaining': '0', 'ratelimit-reset': 'later' }, expected: undefined },
+    // Found: Reset 1800000000 (an epoch, not a delta) parked the next refresh in 2083. Clamped to 15 minutes.
+    { name: 'RateLimit-Reset of an epoch is clamped to 15 min', status: 429, headers: { 'ratelimit-remaining': '0', 'ratelimit-reset': '1800000000' }, expected: 900_000 },
+    { name: 'Retry-After of a day is clamped to 15 min', status: 429, headers: { 'retry-after': '86400' }, expected: 900_000 },
+    { name: 'Retry-After far beyond a number is not read', status: 503, headers: { 'retry-after': '9'.repeat(400) }, expected: undefined },
   ];
   for (const row of table) {
     void it(`${row.name} → ${String(row.expected)}`, () => {
@@ -244,4 +248,28 @@ void describe('parseRetryAfter', () => {
       assert.equal(parseRetryAfter(row.input, T0), row.expected);
     });
   }
+});
+
+void describe('upstream numbers out of range are clamped, noted, never a crash (nothing planned beyond 24 h)', () => {
+  const DAY = 24 * 3_600_000;
+  const table: readonly { name: string; accessToken: string; expiresIn: number; expected: number; anomaly: RegExp }[] = [
+    // Found: expiresIn 1e13 without exp threw a RangeError (the daemon exited 1); 1e9 scheduled a refresh in 2051.
+    { name: 'expiresIn 1e13 without exp', accessToken: handJwt({}), expiresIn: 1e13, expected: T0 + DAY, anomaly: /expiresIn .* beyond 24 h/ },
+    { name: 'expiresIn 1e9 without exp', accessToken: handJwt({}), expiresIn: 1e9, expected: T0 + DAY, anomaly: /expiresIn .* beyond 24 h/ },
+    { name: 'an exp a year ahead and a huge expiresIn', accessToken: handJwt({ exp: T0_S + 31_536_000 }), expiresIn: 1e9, expected: T0 + DAY, anomaly: /beyond 24 h/ },
+    { name: 'an exp two days ahead and a normal expiresIn: expiresIn decides, nothing to note', accessToken: handJwt({ exp: T0_S + 172_800 }), expiresIn: 900, expected: T0 + 900_000, anomaly: /^$/ },
+  ];
+  for (const row of table) {
+    void it(row.name, () => {
+      const result = interpretExchangeResponse(ok200({ accessToken: row.accessToken, expiresIn: row.expiresIn, tokenType: 'Bearer' }), T0, MIN_TTL_MS);
+      assert.equal(result.issued.expiresAtMs, row.expected);
+      assert.match(result.anomalies.join('; '), row.anomaly);
+    });
+  }
+
+  void it('a 200 whose RateLimit-Reset is an epoch: the reset is clamped and noted', () => {
+    const result = interpretExchangeResponse(ok200({ accessToken: signedJwt, expiresIn: 900, tokenType: 'Bearer' }, { 'content-type': 'application/json', 'ratelimit-remaining': '0', 'ratelimit-reset': '1800000000' }), T0, MIN_TTL_MS);
+    assert.deepEqual(result.rateLimit, { remaining: 0, resetMs: 900_000 });
+    assert.match(result.anomalies.join(';'), /RateLimit-Reset of 1800000000 s is beyond 15 min/);
+  });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { expiryFromClaims, fingerprint, isThreePartJwt } from '../../src/upstream/jwt-claims.ts';
+import { fingerprint } from '../../src/core/fingerprint.ts';
+import { expiryFromClaims, isThreePartJwt } from '../../src/upstream/jwt-claims.ts';
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64url');
 const HEADER = b64('{"alg":"HS256","typ":"JWT"}');

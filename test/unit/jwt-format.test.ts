@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { jwtDocument, renderJwt, secondsLeft } from '../../src/disk/jwt-format.ts';
 import { parseJwtFile } from '../../src/disk/jwt-file.ts';
-import type { HeldJwt } from '../../src/refresh/served-jwt.ts';
+import type { HeldJwt } from '../../src/core/held-jwt.ts';
 
 const T0 = 1_700_000_000_000;
 const JWT = `${Buffer.from('{"alg":"HS256"}').toString('base64url')}.${Buffer.from('{"exp":1700000900}').toString('base64url')}.c2lnbmF0dXJl`;
-const HELD: HeldJwt = { jwt: JWT, tokenType: 'Bearer', expiresAtMs: T0 + 900_000 };
+const HELD: Pick<HeldJwt, 'jwt' | 'tokenType' | 'expiresAtMs'> = { jwt: JWT, tokenType: 'Bearer', expiresAtMs: T0 + 900_000 };
 
 void describe('secondsLeft', () => {
   const table: readonly { name: string; nowMs: number; expected: number }[] = [

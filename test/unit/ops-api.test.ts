@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { RunningServer } from '../../src/http/server.ts';
 import { createMetrics } from '../../src/observe/metrics.ts';
 import { startOpsServer } from '../../src/http/ops-api.ts';
-import { Status } from '../../src/refresh/served-jwt.ts';
+import { ServedJwt } from '../../src/refresh/served-jwt.ts';
 
 const T0 = 1_700_000_000_000;
 const MIN_TTL_MS = 60_000;
@@ -26,8 +26,8 @@ const SPEC_METRICS = [
   'process_cpu_user_seconds_total',
 ].map((name) => `ek_sidecar_${name}`);
 
-const clock = { nowMs: T0, now: (): number => clock.nowMs };
-const status = new Status(MIN_TTL_MS);
+const clock = { nowMs: T0, now: (): number => clock.nowMs, monotonic: (): number => clock.nowMs };
+const served = new ServedJwt(MIN_TTL_MS, clock);
 const metrics = createMetrics();
 let alive = true;
 let server: RunningServer;
@@ -70,8 +70,7 @@ function sample(text: string, name: string): number {
 }
 
 before(async () => {
-  status.setApiToken(API_TOKEN);
-  server = await startOpsServer({ listen: { host: '127.0.0.1', port: 0 }, status, metrics, clock, alive: () => alive });
+  server = await startOpsServer({ listen: { host: '127.0.0.1', port: 0 }, served, metrics, alive: () => alive });
 });
 after(() => server.close());
 
@@ -102,7 +101,7 @@ void describe('/readyz', () => {
   });
 
   void it('answers 200 once a JWT is held and written', async () => {
-    status.setHeld({ jwt: JWT, tokenType: 'Bearer', expiresAtMs: T0 + 900_000 });
+    served.install({ jwt: JWT, tokenType: 'Bearer', expiresAtMs: T0 + 900_000, expiresAtMonoMs: T0 + 900_000 });
     const answer = await call('/readyz');
     assert.equal(answer.code, 200);
     assert.deepEqual(JSON.parse(answer.body), { status: 'ready' });
@@ -125,23 +124,19 @@ void describe('/metrics', () => {
     for (const name of SPEC_METRICS) assert.match(answer.body, new RegExp(`^# TYPE ${name} `, 'm'));
   });
 
-  void it('derives ready and the JWT expiry from the recorded state at each scrape', async () => {
+  void it('derives ready from the recorded state at each scrape (the JWT expiry gauge is the refresher\'s)', async () => {
     let text = (await call('/metrics')).body;
     assert.equal(sample(text, 'ek_sidecar_ready'), 1);
-    assert.equal(sample(text, 'ek_sidecar_jwt_expiry_timestamp_seconds'), (T0 + 900_000) / 1000);
     clock.nowMs = T0 + 900_000;
     text = (await call('/metrics')).body;
     assert.equal(sample(text, 'ek_sidecar_ready'), 0);
-    status.clearHeld();
-    text = (await call('/metrics')).body;
-    assert.equal(sample(text, 'ek_sidecar_jwt_expiry_timestamp_seconds'), 0);
     clock.nowMs = T0;
   });
 });
 
 void describe('other requests', () => {
   void it('answers 404 for unknown paths (never a token) and 405 with Allow for a wrong method', async () => {
-    status.setHeld({ jwt: JWT, tokenType: 'Bearer', expiresAtMs: T0 + 900_000 });
+    served.install({ jwt: JWT, tokenType: 'Bearer', expiresAtMs: T0 + 900_000, expiresAtMonoMs: T0 + 900_000 });
     for (const path of ['/v1/token', '/', '/metricsx']) {
       const answer = await call(path);
       assert.equal(answer.code, 404);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RateLimit } from '../../src/config/config.ts';
-import { arrivalMargin, budget, merge, prune, type BudgetState, type ExchangeRecord } from '../../src/refresh/rate-limit.ts';
+import { arrivalMargin, budget, combinedBudget, globalLimit, merge, prune, type BudgetState, type ExchangeRecord } from '../../src/refresh/rate-limit.ts';
 import { mulberry32 } from '../helpers/prng.ts';
 
 const T0 = 1_700_000_000_000;
@@ -9,7 +9,7 @@ const FP = 'aaaa1111';
 const OTHER = 'bbbb2222';
 const LIMIT: RateLimit = { max: 3, windowMs: 60_000 };
 
-const at = (offsetMs: number, fingerprint = FP): ExchangeRecord => ({ atMs: T0 + offsetMs, fingerprint });
+const at = (offsetMs: number, key = FP): ExchangeRecord => ({ atMs: T0 + offsetMs, key });
 /** arrivalMargin(LIMIT): 2 % of a minute. */
 const MARGIN = 1_200;
 
@@ -116,13 +116,42 @@ void describe('budget', () => {
 });
 
 void describe('prune', () => {
-  void it('keeps records inside the window widened by the margin, both edges included, and drops old and far-future ones', () => {
-    const records = [at(-120_000), at(-60_000 - MARGIN - 1), at(-60_000 - MARGIN), at(-60_001), at(-1), at(0, OTHER), at(30_000), at(60_000), at(60_001), at(3_600_000)];
-    assert.deepEqual(prune(records, LIMIT, T0), [at(-60_000 - MARGIN), at(-60_001), at(-1), at(0, OTHER), at(30_000), at(60_000)]);
+  void it('drops records older than the window widened by the margin, keeps the rest (the future is clamped when read, never dropped)', () => {
+    const records = [at(-120_000), at(-60_000 - MARGIN), at(-60_000 - MARGIN + 1), at(-60_001), at(-1), at(0, OTHER), at(30_000), at(3_600_000)];
+    assert.deepEqual(prune(records, LIMIT, T0), [at(-60_000 - MARGIN + 1), at(-60_001), at(-1), at(0, OTHER), at(30_000), at(3_600_000)]);
   });
 
   void it('of nothing is nothing', () => {
     assert.deepEqual(prune([], LIMIT, T0), []);
+  });
+});
+
+void describe('the global cap across identities', () => {
+  const TEN: RateLimit = { max: 10, windowMs: 60_000 };
+  void it('is twice the per-identity cap over the same window', () => {
+    assert.deepEqual(globalLimit(TEN), { max: 20, windowMs: 60_000 });
+  });
+
+  void it('holds a rotation storm: each new identity has its own budget, all of them together only twice one', () => {
+    const records: ExchangeRecord[] = [];
+    let sent = 0;
+    for (let i = 0; i < 100; i += 1) {
+      const key = i.toString(16).padStart(8, '0');
+      const now = T0 + i * 100;
+      if (combinedBudget(records, key, TEN, now).remaining > 0) {
+        records.push({ atMs: now, key });
+        sent += 1;
+      }
+    }
+    assert.equal(sent, 20, '100 rotations in 10 s: 20 exchanges');
+  });
+
+  void it('combines: the later of the two next-allowed times, the smaller of the two remainders', () => {
+    const mine = [at(-30_000), at(-20_000)];
+    const others = Array.from({ length: 18 }, (_, i) => at(-50_000 + i * 100, (i + 16).toString(16).padStart(8, '0')));
+    const result = combinedBudget([...mine, ...others], FP, TEN, T0);
+    assert.equal(result.remaining, 0, 'the global cap is spent although this identity has 8 left');
+    assert.equal(result.nextAllowedAtMs, T0 - 50_000 + 60_000 + MARGIN);
   });
 });
 
@@ -185,12 +214,12 @@ void describe('budget under a greedy client (property)', () => {
           else if (roll < 0.1) now = state.nextAllowedAtMs;
           else if (roll > 0.2) now += Math.floor(random() * (limit.windowMs / limit.max));
           // Another token's traffic must neither help nor hurt.
-          if (random() < 0.2) records.push({ atMs: now, fingerprint: OTHER });
+          if (random() < 0.2) records.push({ atMs: now, key: OTHER });
           const current = budget(records, FP, limit, now);
           assert.ok(current.nextAllowedAtMs >= now);
           if (current.remaining > 0) {
             assert.equal(current.nextAllowedAtMs, now);
-            records.push({ atMs: now, fingerprint: FP });
+            records.push({ atMs: now, key: FP });
             taken.push(now);
           } else {
             // Waiting is enough: the slot is free at nextAllowedAtMs.

@@ -4,11 +4,9 @@ import type { Random } from '../../src/core/clock.ts';
 import {
   AUTH_RETRY_MS,
   BACKOFF_CAP_MS,
-  RETRY_AFTER_CAP_MS,
   authRetryDelay,
   backoffDelay,
   isAuthFailure,
-  isReusable,
   planNextStep,
   refreshPoint,
   retryDelay,
@@ -131,7 +129,7 @@ void describe('retryDelay', () => {
     { name: '403 ignores a long Retry-After', error: { code: 'forbidden', retryAfterMs: 3_600_000 }, failures: 1, random: 0.5, expected: 300_000 },
     { name: '429 with Retry-After → Retry-After plus the jittered backoff', error: { code: 'rate_limited', retryAfterMs: 30_000 }, failures: 1, random: 0.5, expected: 30_500 },
     { name: '429 with a short Retry-After after 3 failures → Retry-After plus the grown backoff', error: { code: 'rate_limited', retryAfterMs: 200 }, failures: 3, random: 0.5, expected: 2_200 },
-    { name: '429 Retry-After capped at 15 minutes', error: { code: 'rate_limited', retryAfterMs: 3_600_000 }, failures: 1, random: 0.5, expected: RETRY_AFTER_CAP_MS + 500 },
+    { name: '429 with the longest Retry-After the reading keeps (15 min) → plus backoff', error: { code: 'rate_limited', retryAfterMs: 900_000 }, failures: 1, random: 0.5, expected: 900_500 },
     { name: '429 without Retry-After → backoff', error: { code: 'rate_limited', retryAfterMs: undefined }, failures: 2, random: 0.5, expected: 1_000 },
     { name: '503 with Retry-After → Retry-After plus the jittered backoff', error: { code: 'server_error', retryAfterMs: 5_000 }, failures: 1, random: 0.5, expected: 5_500 },
     { name: '5xx → backoff', error: { code: 'server_error', retryAfterMs: undefined }, failures: 4, random: 1, expected: 8_000 },
@@ -143,10 +141,6 @@ void describe('retryDelay', () => {
       assert.equal(retryDelay(row.error, row.failures, fixed(row.random)), row.expected);
     });
   }
-
-  void it('caps Retry-After at 15 minutes', () => {
-    assert.equal(RETRY_AFTER_CAP_MS, 900_000);
-  });
 });
 
 void describe('isAuthFailure', () => {
@@ -167,10 +161,10 @@ void describe('isAuthFailure', () => {
 
 void describe('planNextStep', () => {
   const now = T0;
-  const base: PlanInput = { haveToken: true, dueAtMs: now, budgetAllowsAtMs: now, upstreamBlockedUntilMs: undefined };
+  const base: PlanInput = { haveCredential: true, dueAtMs: now, latestSafeAtMs: undefined, budgetAllowsAtMs: now, upstreamBlockedUntilMs: undefined };
   const table: readonly { name: string; input: Partial<PlanInput>; expected: Plan }[] = [
-    { name: 'idle without a token', input: { haveToken: false }, expected: { kind: 'idle' } },
-    { name: 'idle without a token even when due', input: { haveToken: false, dueAtMs: now - 1 }, expected: { kind: 'idle' } },
+    { name: 'idle without a credential', input: { haveCredential: false }, expected: { kind: 'idle' } },
+    { name: 'idle without a credential even when due', input: { haveCredential: false, dueAtMs: now - 1 }, expected: { kind: 'idle' } },
     { name: 'idle when nothing is due', input: { dueAtMs: undefined }, expected: { kind: 'idle' } },
     { name: 'exchange when every clock is now', input: {}, expected: { kind: 'exchange' } },
     { name: 'exchange when every clock has passed', input: { dueAtMs: now - 5_000, budgetAllowsAtMs: now - 1, upstreamBlockedUntilMs: now - 10_000 }, expected: { kind: 'exchange' } },
@@ -182,25 +176,16 @@ void describe('planNextStep', () => {
     { name: 'the latest clock wins: upstream over budget', input: { dueAtMs: now + 1_000, budgetAllowsAtMs: now + 2_000, upstreamBlockedUntilMs: now + 3_000 }, expected: { kind: 'wait', untilMs: now + 3_000, cause: 'upstream' } },
     { name: 'the latest clock wins: schedule over the rest', input: { dueAtMs: now + 9_000, budgetAllowsAtMs: now + 2_000, upstreamBlockedUntilMs: now + 3_000 }, expected: { kind: 'wait', untilMs: now + 9_000, cause: 'schedule' } },
     { name: 'a due time in the past still waits for the budget', input: { dueAtMs: now - 60_000, budgetAllowsAtMs: now + 1 }, expected: { kind: 'wait', untilMs: now + 1, cause: 'budget' } },
+    // The JWT's life got shorter than planned (a wall-clock step forward, an early exp): the latest safe point wins.
+    { name: 'the latest safe point brings a later schedule forward', input: { dueAtMs: now + 600_000, latestSafeAtMs: now + 30_000 }, expected: { kind: 'wait', untilMs: now + 30_000, cause: 'schedule' } },
+    { name: 'a latest safe point already passed: exchange now', input: { dueAtMs: now + 600_000, latestSafeAtMs: now - 1 }, expected: { kind: 'exchange' } },
+    { name: 'a latest safe point after the schedule changes nothing', input: { dueAtMs: now + 1_000, latestSafeAtMs: now + 600_000 }, expected: { kind: 'wait', untilMs: now + 1_000, cause: 'schedule' } },
+    { name: 'the upstream\'s block never holds a refresh past the latest safe point', input: { dueAtMs: now + 1_000, latestSafeAtMs: now + 5_000, upstreamBlockedUntilMs: now + 900_000 }, expected: { kind: 'wait', untilMs: now + 5_000, cause: 'upstream' } },
+    { name: 'the client-side budget is never overridden, even past the latest safe point', input: { dueAtMs: now, latestSafeAtMs: now, budgetAllowsAtMs: now + 40_000 }, expected: { kind: 'wait', untilMs: now + 40_000, cause: 'budget' } },
   ];
   for (const row of table) {
     void it(row.name, () => {
       assert.deepEqual(planNextStep({ ...base, ...row.input }, now), row.expected);
-    });
-  }
-});
-
-void describe('isReusable', () => {
-  const table: readonly { name: string; fingerprint: string; expiresAtMs: number; expected: boolean }[] = [
-    { name: 'same token, plenty left', fingerprint: 'abcd1234', expiresAtMs: T0 + 600_000, expected: true },
-    { name: 'same token, just over min-ttl left', fingerprint: 'abcd1234', expiresAtMs: T0 + MIN + 1, expected: true },
-    { name: 'same token, exactly min-ttl left', fingerprint: 'abcd1234', expiresAtMs: T0 + MIN, expected: false },
-    { name: 'same token, expired', fingerprint: 'abcd1234', expiresAtMs: T0 - 1, expected: false },
-    { name: 'another token', fingerprint: 'ffff0000', expiresAtMs: T0 + 600_000, expected: false },
-  ];
-  for (const row of table) {
-    void it(row.name, () => {
-      assert.equal(isReusable({ tokenFingerprint: row.fingerprint, expiresAtMs: row.expiresAtMs }, 'abcd1234', MIN, T0), row.expected);
     });
   }
 });

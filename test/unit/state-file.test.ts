@@ -1,36 +1,45 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { fingerprint } from '../../src/upstream/jwt-claims.ts';
-import { EMPTY_STATE, parseState, readState, renderState, statePathFor, writeState, type SidecarState } from '../../src/disk/state-file.ts';
+import { describe, it } from 'node:test';
+import { fingerprint } from '../../src/core/fingerprint.ts';
+import { deriveStateKey } from '../../src/credentials/credential.ts';
+import {
+  EMPTY_STATE,
+  entryMac,
+  entryVerifies,
+  parseState,
+  recordsForBudget,
+  recordsForFile,
+  renderState,
+  statePathFor,
+  type JwtEntry,
+  type StateFile,
+} from '../../src/disk/state-file.ts';
 
 const T0 = 1_700_000_000_000;
+const MONO = 5_000_000;
+const BOOT = '0c4b8a1e-2f3d-4e5f-8a9b-0123456789ab';
 const API_TOKEN = 'ek_live_StateFileSecret0123456789';
 const JWT = `${Buffer.from('{"alg":"HS256"}').toString('base64url')}.${Buffer.from('{"exp":1700000900}').toString('base64url')}.c2lnbmF0dXJlLXNlY3JldA`;
-const TOKEN_FP = fingerprint(API_TOKEN);
-const JWT_FP = fingerprint(JWT);
+const KEY = deriveStateKey(API_TOKEN);
+const ID = fingerprint(API_TOKEN);
 const JWT_SHAPED = /[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+/;
 
-const FULL: SidecarState = {
-  tokenFingerprint: TOKEN_FP,
-  jwtFingerprint: JWT_FP,
-  issuedAtMs: T0,
-  expiresAtMs: T0 + 900_000,
-  refreshAtMs: T0 + 612_345,
-  exchanges: [
-    { atMs: T0 - 30_000, fingerprint: TOKEN_FP },
-    { atMs: T0, fingerprint: TOKEN_FP },
-    { atMs: T0 - 10_000, fingerprint: 'abcdef01' },
-  ],
+function entry(): JwtEntry {
+  const fields = { key: ID, fingerprint: fingerprint(JWT), issuedAtMs: T0, expiresAtMs: T0 + 900_000, refreshAtMs: T0 + 612_000 };
+  return { ...fields, mac: entryMac(KEY, fields, JWT) };
+}
+
+const FULL: StateFile = {
+  bootId: BOOT,
+  exchanges: [{ key: ID, id: 'a1b2c3d4', at: T0 - 30_000, mono: MONO - 30_000 }, { key: 'abcdef01', id: '0f0f0f0f', at: T0, mono: MONO }],
+  jwt: entry(),
 };
 
 void describe('renderState / parseState', () => {
-  const table: readonly { name: string; state: SidecarState }[] = [
+  const table: readonly { name: string; state: StateFile }[] = [
     { name: 'a full state', state: FULL },
     { name: 'the empty state', state: EMPTY_STATE },
-    { name: 'exchanges only (no JWT yet)', state: { ...EMPTY_STATE, exchanges: [{ atMs: T0, fingerprint: TOKEN_FP }] } },
+    { name: 'records without a boot id (off Linux)', state: { bootId: undefined, exchanges: [{ key: ID, id: '12345678', at: T0, mono: undefined }], jwt: undefined } },
   ];
   for (const row of table) {
     void it(`round-trips ${row.name}`, () => {
@@ -38,124 +47,81 @@ void describe('renderState / parseState', () => {
     });
   }
 
-  void it('renders times as RFC 3339 and a version, ending in a newline', () => {
+  void it('holds no secret: no API token, no JWT, nothing JWT-shaped', () => {
     const text = renderState(FULL);
-    assert.ok(text.endsWith('}\n'));
-    const parsed = JSON.parse(text) as Record<string, unknown>;
-    assert.equal(parsed.version, 1);
-    assert.equal(parsed.expiresAt, '2023-11-14T22:28:20.000Z');
-    assert.equal(parsed.issuedAt, '2023-11-14T22:13:20.000Z');
-  });
-
-  void it('never holds the API token or the JWT', () => {
-    const text = renderState(FULL);
-    assert.ok(!text.includes('ek_live_'));
-    assert.ok(!text.includes(API_TOKEN));
-    assert.ok(!text.includes(JWT));
-    for (const part of JWT.split('.')) assert.ok(!text.includes(part));
+    assert.ok(!text.includes(API_TOKEN) && !text.includes(JWT));
     assert.doesNotMatch(text, JWT_SHAPED);
   });
-});
 
-void describe('parseState refuses', () => {
-  const table: readonly (readonly [string, string])[] = [
-    ['damaged JSON', '{"version":1,"exchanges":['],
-    ['an empty file', ''],
-    ['JSON null', 'null'],
-    ['a JSON array', '[1]'],
-    ['a JSON string', '"version"'],
-    ['no version', '{"exchanges":[]}'],
-    ['version 2', '{"version":2,"exchanges":[]}'],
-    ['version "1"', '{"version":"1","exchanges":[]}'],
+  const damaged: readonly { name: string; text: string }[] = [
+    { name: 'not JSON', text: '{"version": 2,' },
+    { name: 'an array', text: '[]' },
+    { name: 'version 1 (the old format: started afresh)', text: '{"version":1,"exchanges":[]}' },
+    { name: 'no version', text: '{"exchanges":[]}' },
   ];
-  for (const [name, text] of table) {
-    void it(name, () => {
-      assert.equal(parseState(text), undefined);
+  for (const row of damaged) {
+    void it(`reads ${row.name} as no state`, () => {
+      assert.equal(parseState(row.text), undefined);
     });
   }
-});
 
-void describe('parseState filters bad fields', () => {
-  void it('keeps only well-formed exchange records', () => {
+  void it('drops malformed records and a malformed entry, keeps the rest', () => {
     const text = JSON.stringify({
-      version: 1,
-      exchanges: [
-        { atMs: T0, fingerprint: 'abcdef01' },
-        { atMs: String(T0), fingerprint: 'abcdef01' },
-        { atMs: T0, fingerprint: 'ABCDEF01' },
-        { atMs: T0, fingerprint: 'abcdef0' },
-        { atMs: T0, fingerprint: API_TOKEN },
-        { atMs: null, fingerprint: 'abcdef01' },
-        { fingerprint: 'abcdef01' },
-        { atMs: T0 + 1 },
-        null,
-        42,
-        'abcdef01',
-        { atMs: T0 + 2, fingerprint: 'abcdef02', extra: 'dropped' },
-      ],
+      version: 2,
+      bootId: BOOT,
+      exchanges: [{ key: ID, at: T0 }, { key: 'NOTHEX!!', at: T0 }, { key: ID, at: 'soon' }, { key: ID, at: T0, mono: 'x' }, null],
+      jwt: { ...entry(), mac: 'short' },
     });
-    assert.deepEqual(parseState(text)?.exchanges, [
-      { atMs: T0, fingerprint: 'abcdef01' },
-      { atMs: T0 + 2, fingerprint: 'abcdef02' },
-    ]);
+    assert.deepEqual(parseState(text), { bootId: BOOT, exchanges: [{ key: ID, id: undefined, at: T0, mono: undefined }, { key: ID, id: undefined, at: T0, mono: undefined }], jwt: undefined });
   });
 
-  const fields: readonly { name: string; body: Record<string, unknown>; expected: Partial<SidecarState> }[] = [
-    { name: 'exchanges not an array', body: { exchanges: { atMs: T0 } }, expected: { exchanges: [] } },
-    { name: 'exchanges missing', body: {}, expected: { exchanges: [] } },
-    { name: 'a token fingerprint that is not 8 hex', body: { tokenFingerprint: API_TOKEN }, expected: { tokenFingerprint: undefined } },
-    { name: 'a JWT fingerprint that is the JWT', body: { jwtFingerprint: JWT }, expected: { jwtFingerprint: undefined } },
-    { name: 'an unparseable expiry', body: { expiresAt: 'tomorrow-ish' }, expected: { expiresAtMs: undefined } },
-    { name: 'an expiry as a number', body: { expiresAt: T0 }, expected: { expiresAtMs: undefined } },
-    { name: 'a refresh point', body: { refreshAt: '2023-11-14T22:23:20.000Z' }, expected: { refreshAtMs: T0 + 600_000 } },
-  ];
-  for (const row of fields) {
-    void it(row.name, () => {
-      const state = parseState(JSON.stringify({ version: 1, ...row.body }));
-      assert.ok(state !== undefined);
-      for (const [key, value] of Object.entries(row.expected)) assert.deepEqual(state[key as keyof SidecarState], value, key);
-    });
-  }
-});
-
-void describe('statePathFor', () => {
-  void it('sits beside the JWT file', () => {
+  void it('lives beside the JWT file', () => {
     assert.equal(statePathFor('/var/run/enkryptify/jwt'), '/var/run/enkryptify/jwt.state.json');
   });
 });
 
-void describe('readState / writeState', () => {
-  let dir = '';
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ek-sidecar-state-'));
+void describe('the JWT entry\'s MAC', () => {
+  void it('verifies for the same key and JWT', () => {
+    assert.equal(entryVerifies(KEY, entry(), JWT), true);
   });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
+  const table: readonly { name: string; key: Buffer; entry: JwtEntry; jwt: string }[] = [
+    { name: 'another key (another API token)', key: deriveStateKey('ek_live_another'), entry: entry(), jwt: JWT },
+    { name: 'another JWT under the same entry (a planted file)', key: KEY, entry: entry(), jwt: `${JWT}x` },
+    { name: 'an edited expiry', key: KEY, entry: { ...entry(), expiresAtMs: T0 + 86_400_000 }, jwt: JWT },
+    { name: 'an edited refresh point', key: KEY, entry: { ...entry(), refreshAtMs: T0 }, jwt: JWT },
+    { name: 'an edited identity', key: KEY, entry: { ...entry(), key: 'ffff0000' }, jwt: JWT },
+  ];
+  for (const row of table) {
+    void it(`refuses ${row.name}`, () => {
+      assert.equal(entryVerifies(row.key, row.entry, row.jwt), false);
+    });
+  }
+});
+
+void describe('records between the file and the budget (monotonic time of this boot)', () => {
+  const now = { wallMs: T0, monoMs: MONO, bootId: BOOT };
+
+  void it('same boot: the monotonic time as written, whatever the wall clock did since', () => {
+    const state = { bootId: BOOT, exchanges: [{ key: ID, id: undefined, at: T0 - 999_999_999, mono: MONO - 10_000 }] };
+    assert.deepEqual(recordsForBudget(state, now), [{ key: ID, atMs: MONO - 10_000 }]);
   });
 
-  void it('reads back what it wrote, mode 0644', async () => {
-    const path = statePathFor(join(dir, 'jwt'));
-    await writeState(path, FULL);
-    assert.deepEqual(await readState(path), { state: FULL, problem: undefined });
-    assert.equal((await stat(path)).mode & 0o777, 0o644);
+  void it('another boot or none: from wall time', () => {
+    const state = { bootId: 'another-boot', exchanges: [{ key: ID, id: undefined, at: T0 - 10_000, mono: 123 }] };
+    assert.deepEqual(recordsForBudget(state, now), [{ key: ID, atMs: MONO - 10_000 }]);
+    assert.deepEqual(recordsForBudget({ bootId: undefined, exchanges: [{ key: ID, id: undefined, at: T0 - 10_000, mono: undefined }] }, now), [{ key: ID, atMs: MONO - 10_000 }]);
   });
 
-  void it('treats a missing file as the empty state, silently', async () => {
-    assert.deepEqual(await readState(join(dir, 'nothing.state.json')), { state: EMPTY_STATE, problem: undefined });
+  // Found: back 5 min plus restarts gave 20 exchanges in 34 s, because records "in the future" were dropped.
+  void it('never in the future: a wall clock that went back keeps the records, as if they were now', () => {
+    const state = { bootId: undefined, exchanges: [{ key: ID, id: undefined, at: T0 + 300_000, mono: undefined }] };
+    assert.deepEqual(recordsForBudget(state, now), [{ key: ID, atMs: MONO }]);
+    const forged = { bootId: BOOT, exchanges: [{ key: ID, id: undefined, at: T0, mono: MONO + 3_600_000 }] };
+    assert.deepEqual(recordsForBudget(forged, now), [{ key: ID, atMs: MONO }], 'a forged far-future record blocks for one window at most');
   });
 
-  void it('treats a damaged file as the empty state and says so', async () => {
-    const path = join(dir, 'damaged.state.json');
-    await writeFile(path, '{"version":1,');
-    const read = await readState(path);
-    assert.deepEqual(read.state, EMPTY_STATE);
-    assert.match(read.problem ?? '', /damaged/);
-    assert.ok(read.problem?.includes(path));
-  });
-
-  void it('treats an unreadable path as the empty state and says so', async () => {
-    const read = await readState(dir);
-    assert.deepEqual(read.state, EMPTY_STATE);
-    assert.match(read.problem ?? '', /unreadable/);
+  void it('round-trips on the same boot', () => {
+    const records = [{ key: ID, atMs: MONO - 5_000, id: '00000001' }, { key: 'abcdef01', atMs: MONO, id: '00000002' }];
+    assert.deepEqual(recordsForBudget({ bootId: BOOT, exchanges: recordsForFile(records, now) }, now), records);
   });
 });

@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_TIMEOUTS, type RunningServer } from '../../src/http/server.ts';
 import { createMetrics } from '../../src/observe/metrics.ts';
-import { Status } from '../../src/refresh/served-jwt.ts';
+import { ServedJwt } from '../../src/refresh/served-jwt.ts';
 import { hostIsLoopback, startTokenServer, wantsJson } from '../../src/http/token-api.ts';
 
 const T0 = 1_700_000_000_000;
@@ -13,8 +13,9 @@ const API_TOKEN = 'ek_live_test0123456789abcdef';
 const JWT = 'eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDAwMDA5MDB9.c2lnbmF0dXJlLXNpZ25hdHVyZQ';
 const TOKEN_HEADERS = { 'Ek-Sidecar-Request': 'true' };
 
-const clock = { nowMs: T0, now: (): number => clock.nowMs };
-const status = new Status(MIN_TTL_MS);
+const clock = { nowMs: T0, now: (): number => clock.nowMs, monotonic: (): number => clock.nowMs };
+const served = new ServedJwt(MIN_TTL_MS, clock);
+const credentials = { isApiToken: (presented: string): boolean => presented === API_TOKEN };
 const metrics = createMetrics({ defaultMetrics: false });
 let server: RunningServer;
 let port = 0;
@@ -79,12 +80,11 @@ function assertMessage(answer: Answer): void {
 }
 
 function hold(expiresInMs: number): void {
-  status.setHeld({ jwt: JWT, tokenType: 'Bearer', expiresAtMs: clock.nowMs + expiresInMs });
+  served.install({ jwt: JWT, tokenType: 'Bearer', expiresAtMs: clock.nowMs + expiresInMs, expiresAtMonoMs: clock.nowMs + expiresInMs });
 }
 
 before(async () => {
-  status.setApiToken(API_TOKEN);
-  server = await startTokenServer({ listen: { host: '127.0.0.1', port: 0 }, status, metrics, clock });
+  server = await startTokenServer({ listen: { host: '127.0.0.1', port: 0 }, served, credentials, metrics, clock });
   port = server.address.port;
 });
 after(() => server.close());
@@ -97,7 +97,7 @@ void describe('GET /v1/token', () => {
   });
 
   void it('answers 503 with Retry-After before any JWT is held', async () => {
-    status.setNextAttempt(T0 + 30_500);
+    served.setNextAttempt(T0 + 30_500);
     const answer = await call({ headers: TOKEN_HEADERS });
     assert.equal(answer.code, 503);
     assert.equal(answer.headers['retry-after'], '31');
@@ -147,7 +147,7 @@ void describe('GET /v1/token', () => {
 
   void it('answers 503 once the JWT is within --min-ttl of expiry', async () => {
     clock.nowMs = T0 + 900_000 - MIN_TTL_MS;
-    status.setNextAttempt(clock.nowMs + 4_200);
+    served.setNextAttempt(clock.nowMs + 4_200);
     const answer = await call({ headers: TOKEN_HEADERS });
     assert.equal(answer.code, 503);
     assert.equal(answer.headers['retry-after'], '5');
@@ -226,7 +226,7 @@ void describe('request guards (every path)', () => {
 
   void it('cuts off a client whose headers or body arrive too slowly', async () => {
     const timeouts = { headersTimeoutMs: 100, requestTimeoutMs: 200, checkIntervalMs: 20 };
-    const slow = await startTokenServer({ listen: { host: '127.0.0.1', port: 0 }, status, metrics, clock, timeouts });
+    const slow = await startTokenServer({ listen: { host: '127.0.0.1', port: 0 }, served, credentials, metrics, clock, timeouts });
     try {
       const partialHeaders = 'GET /v1/token HTTP/1.1\r\nHost: 127.0.0.1\r\n';
       const partialBody = 'POST /v1/auth/exchange HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n{';
@@ -284,8 +284,8 @@ void describe('POST /v1/auth/exchange (drop-in)', () => {
   });
 
   void it('answers 503 with Retry-After when no valid JWT is held', async () => {
-    status.clearHeld();
-    status.setNextAttempt(T0 + 2_000);
+    served.install({ jwt: JWT, tokenType: 'Bearer', expiresAtMs: T0 - 1, expiresAtMonoMs: T0 - 1 }); // only an expired JWT is held
+    served.setNextAttempt(T0 + 2_000);
     const answer = await call({ method: 'POST', path: '/v1/auth/exchange', headers: bearer });
     assert.equal(answer.code, 503);
     assert.equal(answer.headers['retry-after'], '2');

@@ -1,0 +1,84 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
+import { readBootId, systemClock, systemTimers, type Clock } from '../core/clock.ts';
+import { diskFiles } from '../disk/file-access.ts';
+import { probeJwtPath, readJwtFile, removeStaleTemporaryFiles } from '../disk/jwt-file.ts';
+import { JwtSink } from '../disk/jwt-sink.ts';
+import { statePathFor } from '../disk/state-file.ts';
+import { StateStore } from '../disk/state-store.ts';
+import { createMetrics, type Metrics } from '../observe/metrics.ts';
+import { Refresher, type RefresherEvents } from '../refresh/refresher.ts';
+import { restorableFrom } from '../refresh/reuse.ts';
+import { ServedJwt } from '../refresh/served-jwt.ts';
+import { createExchangeClient, type ExchangeClient } from '../upstream/exchange-client.ts';
+
+/** The parts `run` and `once` share: a checked JWT path, the state from disk, and a refresher seeded with it. */
+export interface Core {
+  readonly served: ServedJwt;
+  readonly metrics: Metrics;
+  readonly client: ExchangeClient;
+  readonly refresher: Refresher;
+  readonly sink: JwtSink;
+  readonly clock: Clock;
+}
+
+export interface CoreOptions {
+  readonly defaultMetrics: boolean;
+  readonly signal: AbortSignal;
+  readonly events?: RefresherEvents;
+}
+
+/**
+ * Check the JWT path (throws DiskError at once when it cannot be written), clear temporary files a killed process
+ * left, and seed a refresher with what the previous run left on disk.
+ */
+export async function startCore(config: Config, log: Logger, options: CoreOptions): Promise<Core> {
+  await probeJwtPath(config.jwtFile);
+  await removeStaleTemporaryFiles(config.jwtFile);
+  await removeStaleTemporaryFiles(statePathFor(config.jwtFile));
+  const clock = systemClock;
+  const served = new ServedJwt(config.minTtlMs, clock);
+  const metrics = createMetrics({ defaultMetrics: options.defaultMetrics && config.metricsRuntime, authMode: config.auth });
+  metrics.rateLimitBudget.set(config.rateLimit.max);
+  const client = createExchangeClient({ apiUrl: config.apiUrl, timeoutMs: config.timeoutMs, caPem: config.caPem });
+  const store = new StateStore({ path: statePathFor(config.jwtFile), files: diskFiles, clock, bootId: readBootId(), limit: config.rateLimit, metrics });
+  // The refresher and the sink report to each other; the sink reports only once the refresher exists.
+  const sink = new JwtSink({
+    jwtFile: config.jwtFile,
+    mode: config.jwtFileMode,
+    format: config.jwtFormat,
+    store,
+    files: diskFiles,
+    clock,
+    random: Math.random,
+    timers: systemTimers,
+    metrics,
+    log,
+    signal: options.signal,
+    records: () => refresher.records(),
+    events: {
+      onInstalled: (installation) => { refresher.onInstalled(installation); },
+      onWriteFailed: (error, failures) => { refresher.onWriteFailed(error, failures); },
+      onFileGone: () => { refresher.onFileGone(); },
+    },
+  });
+  const refresher: Refresher = new Refresher({
+    config,
+    client,
+    ledger: store,
+    sink,
+    served,
+    metrics,
+    clock,
+    random: Math.random,
+    timers: systemTimers,
+    log,
+    signal: options.signal,
+    ...(options.events === undefined ? {} : { events: options.events }),
+  });
+  const disk = await store.load();
+  if (disk.problem !== undefined) log.warn(disk.problem);
+  const stored = await readJwtFile(config.jwtFile).catch(() => undefined);
+  refresher.restore(disk.records, restorableFrom({ stored, entry: disk.entry }, config.minTtlMs, clock));
+  return { served, metrics, client, refresher, sink, clock };
+}

@@ -1,0 +1,85 @@
+import { createHash } from 'node:crypto';
+import { watch, type FSWatcher } from 'chokidar';
+
+/** The safety net under the file watch: the file is re-read this often and compared by hash. */
+export const REREAD_INTERVAL_MS = 30_000;
+/** How long an unusable read waits for a second look (a file edited in place is briefly empty). */
+const SETTLE_MS = 150;
+
+/** One read of the file: its content interpreted, or why it cannot be used. */
+export type FileRead<T, E extends Problem> =
+  | { readonly ok: true; readonly value: T; readonly text: string }
+  | { readonly ok: false; readonly problem: E; readonly retryable: boolean };
+
+export interface Problem {
+  readonly code: string;
+}
+
+export interface WatchedFileEvents<T, E extends Problem> {
+  /** A usable content different from the last one seen (or the same one, re-read on demand with `force`). */
+  onValue(value: T): void;
+  /** The file turned unusable; the caller keeps the last good value. Reported once per change, not per re-read. */
+  onProblem(problem: E): void;
+}
+
+/**
+ * Follow a file the kubelet updates (a secret or projected volume): it swaps a `..data` symlink to a new timestamped
+ * directory, which a plain fs.watch of the file misses after the first swap. chokidar on the file path sees every
+ * swap (LIBRARIES.md); a re-read every 30 s, comparing a hash, catches anything the watch loses. Only changes are
+ * reported, so a file that stays broken is logged once, not every 30 s.
+ */
+export class WatchedFile<T, E extends Problem> {
+  readonly #path: string;
+  readonly #read: () => Promise<FileRead<T, E>>;
+  readonly #events: WatchedFileEvents<T, E>;
+  #watcher: FSWatcher | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #lastDigest: string | undefined;
+  #reading: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(path: string, read: () => Promise<FileRead<T, E>>, events: WatchedFileEvents<T, E>) {
+    this.#path = path;
+    this.#read = read;
+    this.#events = events;
+  }
+
+  /** Read the file once now (reporting it) and start following it. */
+  async start(): Promise<void> {
+    await this.reread();
+    this.#watcher = watch(this.#path, { ignoreInitial: true, persistent: true });
+    const reread = (): void => void this.reread();
+    this.#watcher.on('add', reread).on('change', reread).on('unlink', reread);
+    this.#watcher.on('error', reread);
+    this.#timer = setInterval(reread, REREAD_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  /** Re-read now (watch event, the periodic net, SIGHUP). Reads are serialised so that reports keep their order. */
+  reread(options: { force?: boolean } = {}): Promise<void> {
+    this.#reading = this.#reading.then(() => this.#readAndReport(options.force === true));
+    return this.#reading;
+  }
+
+  async #readAndReport(force: boolean): Promise<void> {
+    if (this.#closed) return;
+    let read = await this.#read();
+    if (!read.ok && read.retryable) {
+      // An editor or `echo > file` truncates before it writes: look again before calling the file broken.
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      read = await this.#read();
+    }
+    const digest = read.ok ? createHash('sha256').update(read.text).digest('hex') : `problem:${read.problem.code}`;
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the reads
+    if ((digest === this.#lastDigest && !force) || this.#closed) return;
+    this.#lastDigest = digest;
+    if (read.ok) this.#events.onValue(read.value);
+    else this.#events.onProblem(read.problem);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await this.#watcher?.close();
+  }
+}

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { CredentialError } from '../../../src/core/errors.ts';
+import { settle } from '../../helpers/fake-timers.ts';
+import { SECOND, T0, apiToken, counter, expectNextCallIn, harness, leaks, notReadyReason, respond, start } from '../../helpers/refresher-harness.ts';
+
+after(() => { assert.deepEqual(leaks(), []); });
+
+describe('authentication failures: slow retry, at once on a new credential or SIGHUP', () => {
+  for (const [status, code] of [[401, 'unauthorized'], [403, 'forbidden']] as const) {
+    for (const [random, delayS] of [[0, 240], [0.5, 300], [1, 360]] as const) {
+      test(`${String(status)} with random ${String(random)} → next attempt ${String(delayS)} s later`, async () => {
+        const h = harness({ random });
+        h.client.fallback = respond.status(status);
+        await start(h, apiToken(`auth-${String(status)}-${String(random)}`), respond.status(status));
+        assert.equal(await counter(h.metrics.exchanges, code), 1);
+        await expectNextCallIn(h, delayS * SECOND, `${String(status)} retry`);
+        await h.stop();
+      });
+    }
+  }
+
+  test('a new token after a 401 is exchanged at once', async () => {
+    const h = harness({ random: 0.5 });
+    await start(h, apiToken('revoked'), respond.status(401));
+    await h.timers.advance(10 * SECOND);
+    const fresh = apiToken('replacement');
+    h.refresher.onCredential(fresh.credential);
+    await settle();
+    assert.equal(h.client.calls.length, 2);
+    assert.equal(h.client.calls[1]?.token, fresh.value);
+    assert.equal(h.client.calls[1].atMs, T0 + 10 * SECOND);
+    assert.ok(h.servedJwt() !== undefined);
+    await h.stop();
+  });
+
+  test('the same token re-reported after a 401 (SIGHUP) is exchanged at once', async () => {
+    const h = harness({ random: 0.5 });
+    const token = apiToken('sighup');
+    await start(h, token, respond.status(401));
+    await h.timers.advance(10 * SECOND);
+    h.refresher.onCredential(token.credential);
+    await settle();
+    assert.equal(h.client.calls.length, 2);
+    assert.equal(h.client.calls[1]?.atMs, T0 + 10 * SECOND);
+    assert.ok(h.servedJwt() !== undefined);
+    assert.ok(h.logs.some((line) => line.includes('"reason":"signal"')), 'the exchange says why it happened');
+    await h.stop();
+  });
+
+  test('the same token re-reported while healthy changes nothing', async () => {
+    const h = harness({ random: 0.5 });
+    const token = apiToken('healthy');
+    await start(h, token);
+    await h.timers.advance(10 * SECOND);
+    const due = h.refresher.nextAttemptAt();
+    h.refresher.onCredential(token.credential);
+    await settle();
+    assert.equal(h.client.calls.length, 1);
+    assert.equal(h.refresher.nextAttemptAt(), due, 'the refresh point is kept');
+    await h.stop();
+  });
+
+  test('the same token re-reported after a 503 keeps the backoff (only auth failures are cut short)', async () => {
+    const h = harness({ random: 1 });
+    const token = apiToken('sighup-503');
+    h.client.enqueue(respond.status(503), respond.status(503));
+    h.refresher.onCredential(token.credential);
+    await settle();
+    await expectNextCallIn(h, 1 * SECOND, '1st retry');
+    h.refresher.onCredential(token.credential);
+    await settle();
+    assert.equal(h.client.calls.length, 2);
+    await expectNextCallIn(h, 2 * SECOND, '2nd retry unchanged');
+    await h.stop();
+  });
+});
+
+describe('an unusable credential', () => {
+  test('keeps the last good one: the next scheduled refresh still uses it', async () => {
+    const h = harness({ random: 0.5 });
+    const token = apiToken('keep');
+    await start(h, token);
+    const jwt = h.onDisk();
+    h.refresher.onCredentialProblem(new CredentialError('malformed', 'token file /secrets/token does not hold a valid API token'));
+    assert.equal(h.servedJwt(), jwt, 'the last good JWT stays served');
+    await h.timers.advanceTo(T0 + 630 * SECOND);
+    assert.equal(h.client.calls.length, 2);
+    assert.equal(h.client.calls[1]?.token, token.value);
+    await h.stop();
+  });
+
+  test('before any good one: readiness says why, nothing is exchanged', async () => {
+    const h = harness({ random: 0.5 });
+    h.refresher.onCredentialProblem(new CredentialError('missing', 'token file /secrets/token does not exist'));
+    await h.timers.advance(10 * 60 * SECOND);
+    assert.equal(h.client.calls.length, 0);
+    const reason = notReadyReason(h);
+    assert.match(reason, /token file is unusable \(missing\)/);
+    assert.doesNotMatch(reason, /\/secrets/, 'no path in a readiness reason');
+    await h.stop();
+  });
+
+  test('a credential that cannot build its request (an expired projected token) sends nothing and retries with backoff', async () => {
+    const h = harness({ random: 1 });
+    const token = apiToken('cannot-send');
+    let usable = false;
+    const credential = { ...token.credential, exchangeRequest: () => usable ? token.credential.exchangeRequest() : Promise.reject(new CredentialError('expired', 'the projected token has expired')) };
+    h.refresher.onCredential(credential);
+    await settle();
+    assert.equal(h.client.calls.length, 0, 'nothing sent');
+    assert.equal(h.state()?.exchanges.length ?? 0, 0, 'and no budget spent');
+    assert.match(notReadyReason(h), /token file is unusable \(expired\)/);
+    usable = true;
+    await expectNextCallIn(h, 1 * SECOND, 'retried with backoff');
+    assert.ok(h.servedJwt() !== undefined);
+    await h.stop();
+  });
+});
