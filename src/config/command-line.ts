@@ -29,8 +29,7 @@ const API_TOKEN_NOTE = 'For local development only, EK_API_TOKEN may hold the AP
  * it (`ek-sidecar run --help` is then the default command's help).
  */
 export async function parseCommandLine(argv: readonly string[]): Promise<Invocation | undefined> {
-  const args = argv[0] === 'run' ? argv.slice(1) : [...argv];
-  if (argv[0] === 'run' && args[0] !== undefined && (COMMANDS as readonly string[]).includes(args[0])) throw new UsageError(`Unknown argument: ${args[0]}`);
+  const args = withoutRunCommand(argv);
   rejectBadBooleanValues(args);
   let chosen: Invocation | undefined;
   const handler = (command: Command) => (parsed: Record<string, unknown>): void => { chosen = { command, flags: pickFlags(command, parsed) }; };
@@ -52,6 +51,17 @@ export async function parseCommandLine(argv: readonly string[]): Promise<Invocat
     .command('check', SUMMARY.check, (y) => withOptions(y, 'check').usage(`$0 check [options]\n\n${SUMMARY.check}`), handler('check'));
   await parser.parseAsync();
   return chosen;
+}
+
+/** argv without the `run` command word, wherever it stands as the first word that is not a flag or a flag's value. */
+function withoutRunCommand(argv: readonly string[]): string[] {
+  const takesValue = new Set(Object.entries(OPTIONS).filter(([, spec]) => spec.kind !== 'boolean').map(([name]) => `--${name}`));
+  const first = argv.findIndex((arg, i) => !arg.startsWith('-') && !takesValue.has(argv[i - 1] ?? ''));
+  if (first < 0 || argv[first] !== 'run') return [...argv];
+  const rest = [...argv.slice(0, first), ...argv.slice(first + 1)];
+  const next = rest.slice(first).find((arg, i) => !arg.startsWith('-') && !takesValue.has(rest[first + i - 1] ?? ''));
+  if (next !== undefined && (COMMANDS as readonly string[]).includes(next)) throw new UsageError(`Unknown argument: ${next}`);
+  return rest;
 }
 
 function withOptions(parser: Argv, command: Command): Argv {

@@ -20,11 +20,14 @@ export interface RateLimit {
   readonly windowMs: number;
 }
 
-/** The validated, frozen configuration the core trusts. One comment per field says what it means. */
+/**
+ * The validated, frozen configuration the core trusts. One comment per field says what it means. Options that a
+ * command does not read (see options.ts) hold their defaults there.
+ */
 export interface Config {
   /** Upstream base URL, without a trailing slash. */
   readonly apiUrl: string;
-  /** The mounted API token file; undefined when the token comes from EK_API_TOKEN (local development). */
+  /** The mounted API token file; undefined when the token comes from EK_API_TOKEN (local development) or with auth oidc. */
   readonly tokenFile: string | undefined;
   /** The API token itself, only when tokenFile is undefined. */
   readonly apiTokenFromEnv: string | undefined;
@@ -36,14 +39,14 @@ export interface Config {
   readonly auth: AuthMode;
   /** With auth oidc: the projected service-account token the kubelet rotates. */
   readonly oidcTokenFile: string;
-  /** With auth oidc: the Enkryptify workspace id sent with the projected token (required there). */
+  /** With auth oidc: the Enkryptify workspace id sent with the projected token (required there); undefined otherwise. */
   readonly workspace: string | undefined;
   /** Token API; undefined when `off` (the file is then the only way to read the JWT). */
   readonly listen: ListenAddress | undefined;
   readonly allowRemoteTokenAccess: boolean;
   /** Extra Host names the token listener accepts (a broker's Service names), lower case. */
   readonly allowedHosts: readonly string[];
-  /** Serve the token listener over TLS with these PEM files (re-read when they change). */
+  /** Serve the token listener over TLS with these PEM files: checked at start, re-read by the http layer when they change. */
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
   /** The API proxy on the token listener. */
   readonly proxy: ProxyMode;
@@ -56,7 +59,7 @@ export interface Config {
   /** Whole exchange request deadline. */
   readonly timeoutMs: number;
   readonly caFile: string | undefined;
-  /** Its content, read once at start. */
+  /** Its certificates (PEM), read and parsed once at start. */
   readonly caPem: string | undefined;
   /** argv of the command run after each new JWT is written. */
   readonly onRefresh: readonly string[] | undefined;

@@ -18,6 +18,8 @@ const BAD: readonly (readonly [string, readonly string[], Record<string, string>
   ['unknown flag', ['--no-such-flag'], {}, '--no-such-flag', 'run'],
   ['unknown command', ['launch'], {}, 'launch', 'as given'],
   ['a second command after run', ['run', 'once'], {}, 'once', 'as given'],
+  // `run` after a flag is still the command (it would be an unknown argument otherwise).
+  ['run after a flag', ['--min-ttl', '5s', 'run', '--metrics-listen', 'nonsense'], {}, '--metrics-listen', 'as given'],
   ['a daemon flag given to check', ['--timeout', '5s'], {}, '--timeout', 'check'],
   ['a run flag given to once', ['--listen', '127.0.0.1:0'], {}, '--listen', 'once'],
   ['bad duration', ['--timeout', '10 parsecs'], {}, '--timeout', 'once'],
