@@ -18,9 +18,10 @@ const NOT_SHOWN = '(a value that is not shown)';
  * What each command loads: `check` (an exec probe, run every few seconds) takes the static path only: yargs, the
  * option table and its pure parsers, and commands/check.ts with the disk reader it needs. `run` and `once` reach the
  * runtime (pino, undici, prom-client, chokidar, the hook runner) through the dynamic imports below, which the
- * one-file bundle keeps lazy (esbuild wraps them in init functions that only those imports call); the `--on-refresh`
- * parser and shell-quote are imported by the option table only when the option is given. test/blackbox/
- * check-imports.test.ts holds `check` to this.
+ * one-file bundle keeps lazy (esbuild wraps them in init functions that only those imports call; the Node built-ins
+ * they use, such as node:http, stay top-level imports of the bundle); the `--on-refresh` parser and shell-quote are
+ * imported by the option table only when the option is given. test/blackbox/check-imports.test.ts holds `check` to
+ * this.
  */
 export async function main(argv: readonly string[] = hideBin(process.argv), env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let invocation: Invocation | undefined;
