@@ -1,123 +1,59 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { parseApiToken } from '../credentials/api-token.ts';
-import { ConfigError } from '../core/errors.ts';
-import { isLoopbackHost, parseListen, type Config } from './config.ts';
-import { parseHookCommand } from '../hooks/on-refresh.ts';
-import { OPTIONS, VALIDATORS, type OptionName } from './options.ts';
-
-/** Beyond these, timers overflow (Node caps them at 2^31-1 ms) or the setting is surely a typo. */
-const MAX_TIMEOUT_MS = 10 * 60_000;
-const MAX_WINDOW_MS = 24 * 3_600_000;
+import type { Config } from './config.ts';
+import { optionError, type Source } from './option-error.ts';
+import { OPTION_NAMES, OPTIONS, optionsOf, type Command, type OptionName, type OptionValues } from './options.ts';
+import { checkTlsPair, readCaBundle } from './pem-files.ts';
+import { validate } from './validate.ts';
 
 export type FlagValues = Partial<Record<OptionName, string | boolean>>;
 
 /**
- * Merge flags, environment and defaults (in that order of precedence) and validate every value once, into the
- * frozen Config the core trusts. Throws ConfigError naming the option (and its variable, when it came from there).
- * Unknown EK_* variables are never looked at: Kubernetes injects service links such as EK_PORT.
+ * Flags, then environment, then defaults → the frozen Config the core trusts, for one command:
+ * 1. Each option the command reads is taken from its flag, else its variable (empty counts as unset), else its
+ *    default, and parsed by the table's parser. Options the command does not read keep their defaults; their
+ *    flags are refused by the command line and their variables are not looked at, so a `check` probe is never
+ *    failed by the daemon's settings. Unknown EK_* variables are never looked at (Kubernetes service links).
+ * 2. validate() applies the rules across options.
+ * 3. The PEM files are read and checked (the only I/O).
+ * Throws a ConfigError naming the option (and its variable, when the value came from there).
  */
-export function resolveConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
-  const sourceOf = new Map<OptionName, string>();
-  const raw = {} as Record<OptionName, string | undefined>;
-  for (const option of OPTIONS) {
-    const flag = flags[option.flag];
-    const fromEnv = env[option.env];
-    if (flag !== undefined) {
-      raw[option.flag] = String(flag);
-      sourceOf.set(option.flag, `--${option.flag}`);
-    } else if (fromEnv !== undefined && fromEnv !== '') {
-      raw[option.flag] = fromEnv;
-      sourceOf.set(option.flag, `${option.env} (--${option.flag})`);
-    } else {
-      raw[option.flag] = option.default;
+export async function resolveConfig(flags: FlagValues, env: NodeJS.ProcessEnv, command: Command = 'run'): Promise<Config> {
+  const used = new Set(optionsOf(command));
+  const sources = new Map<OptionName, Source>();
+  const values: Partial<Record<OptionName, unknown>> = {};
+  for (const name of OPTION_NAMES) {
+    const spec = OPTIONS[name];
+    let text: string | undefined = spec.default;
+    const flag = flags[name];
+    const fromEnv = env[spec.env];
+    if (used.has(name) && flag !== undefined) {
+      text = String(flag);
+      sources.set(name, 'flag');
+    } else if (used.has(name) && fromEnv !== undefined && fromEnv !== '') {
+      text = fromEnv;
+      sources.set(name, 'env');
     }
+    if (text === undefined) continue;
+    const parsed = await spec.parse(text);
+    if (!parsed.ok) throw optionError(name, sources, parsed.error, text);
+    values[name] = parsed.value;
   }
-  const check = <T>(name: OptionName, parse: (text: string) => { ok: true; value: T } | { ok: false; error: string }): T => {
-    const result = parse(raw[name] ?? '');
-    if (!result.ok) throw configError(name, sourceOf, result.error);
-    return result.value;
-  };
+  // Each value came from its own option's parser (or is absent where the table has no default).
+  const config = validate({ values: values as OptionValues, sources, used, envApiToken: env.EK_API_TOKEN });
 
-  const listen = check('listen', VALIDATORS.listen);
-  const allowRemoteTokenAccess = check('allow-remote-token-access', VALIDATORS['allow-remote-token-access']);
-  if (!allowRemoteTokenAccess && !isLoopbackHost(listen.host)) {
-    throw configError('listen', sourceOf, `"${listen.host}" is not a loopback address; the token API is refused on other interfaces unless --allow-remote-token-access is set`);
+  let caPem: string | undefined;
+  if (config.caFile !== undefined) {
+    const read = readCaBundle(config.caFile);
+    if (!read.ok) throw optionError('ca-file', sources, read.error);
+    caPem = read.value;
   }
-  const metricsText = raw['metrics-listen'] ?? '';
-  const metricsListen = metricsText.trim().toLowerCase() === 'off' ? undefined : check('metrics-listen', parseListen);
-  const timeoutMs = check('timeout', VALIDATORS.timeout);
-  if (timeoutMs <= 0 || timeoutMs > MAX_TIMEOUT_MS) throw configError('timeout', sourceOf, 'must be longer than 0 and at most 10m');
-  const rateLimit = check('rate-limit', VALIDATORS['rate-limit']);
-  if (rateLimit.windowMs > MAX_WINDOW_MS) throw configError('rate-limit', sourceOf, 'the window must be at most 24h');
-
-  const explicitTokenFile = sourceOf.has('token-file');
-  const envToken = env.EK_API_TOKEN;
-  const useEnvToken = !explicitTokenFile && envToken !== undefined && envToken !== '';
-  let apiTokenFromEnv: string | undefined;
-  if (useEnvToken) {
-    const read = parseApiToken(envToken, 'EK_API_TOKEN');
-    if (!read.ok) throw new ConfigError('token-file', read.message);
-    apiTokenFromEnv = read.token.value;
+  if (config.tls !== undefined) {
+    const problem = checkTlsPair(config.tls.certFile, config.tls.keyFile);
+    if (problem !== undefined) throw optionError(problem.option, sources, problem.message);
   }
-
-  return Object.freeze({
-    apiUrl: check('api-url', VALIDATORS['api-url']),
-    tokenFile: useEnvToken ? undefined : resolve(nonEmpty('token-file', raw, sourceOf)),
-    apiTokenFromEnv,
-    jwtFile: resolve(nonEmpty('jwt-file', raw, sourceOf)),
-    jwtFileMode: check('jwt-file-mode', VALIDATORS['jwt-file-mode']),
-    jwtFormat: check('jwt-format', VALIDATORS['jwt-format']),
-    auth: 'api-token',
-    oidcTokenFile: '/var/run/secrets/tokens/enkryptify',
-    workspace: undefined,
-    listen,
-    allowRemoteTokenAccess,
-    allowedHosts: [],
-    tls: undefined,
-    proxy: 'verify',
-    metricsListen,
-    refreshWindow: check('refresh-window', VALIDATORS['refresh-window']),
-    minTtlMs: check('min-ttl', VALIDATORS['min-ttl']),
-    rateLimit,
-    timeoutMs,
-    caFile: raw['ca-file'] === undefined ? undefined : readCaFile(raw['ca-file'], sourceOf).path,
-    caPem: raw['ca-file'] === undefined ? undefined : readCaFile(raw['ca-file'], sourceOf).pem,
-    onRefresh: raw['on-refresh'] === undefined ? undefined : hookArgv(raw['on-refresh'], sourceOf),
-    logLevel: check('log-level', VALIDATORS['log-level']),
-    logFormat: 'json',
-    metricsRuntime: true,
-    deleteOnExit: check('delete-on-exit', VALIDATORS['delete-on-exit']),
-  });
+  return deepFreeze({ ...config, caPem });
 }
 
-function configError(name: OptionName, sourceOf: ReadonlyMap<OptionName, string>, message: string): ConfigError {
-  const source = sourceOf.get(name);
-  const error = new ConfigError(name, message);
-  // Name the variable when the bad value came from the environment, so the manifest line is easy to find.
-  if (source !== undefined && !source.startsWith('--')) error.message = `${source}: ${message}`;
-  return error;
-}
-
-function nonEmpty(name: OptionName, raw: Record<OptionName, string | undefined>, sourceOf: ReadonlyMap<OptionName, string>): string {
-  const value = raw[name]?.trim() ?? '';
-  if (value === '') throw configError(name, sourceOf, 'must not be empty');
-  return value;
-}
-
-function readCaFile(path: string, sourceOf: ReadonlyMap<OptionName, string>): { path: string; pem: string } {
-  let pem: string;
-  try {
-    pem = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw configError('ca-file', sourceOf, `cannot read ${path}: ${error instanceof Error ? error.message : 'unknown error'}`);
-  }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw configError('ca-file', sourceOf, `${path} holds no PEM certificate`);
-  return { path: resolve(path), pem };
-}
-
-function hookArgv(text: string, sourceOf: ReadonlyMap<OptionName, string>): string[] {
-  const parsed = parseHookCommand(text);
-  if (!parsed.ok) throw configError('on-refresh', sourceOf, parsed.error);
-  return parsed.argv;
+function deepFreeze<T extends object>(value: T): Readonly<T> {
+  for (const child of Object.values(value)) if (typeof child === 'object' && child !== null) deepFreeze(child as object);
+  return Object.freeze(value);
 }

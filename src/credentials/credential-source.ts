@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { CredentialError } from '../core/errors.ts';
 import type { Metrics } from '../observe/metrics.ts';
-import { parseApiToken, readApiTokenFile, type TokenRead } from './api-token.ts';
+import { readApiTokenFile } from './api-token.ts';
+import { parseApiToken, type TokenRead } from './api-token-text.ts';
 import { apiTokenCredential, type Credential } from './credential.ts';
 import { WatchedFile, type FileRead } from './watched-file.ts';
 

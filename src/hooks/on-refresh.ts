@@ -1,27 +1,8 @@
 import { spawn } from 'node:child_process';
-import { parse } from 'shell-quote';
 import type { Logger } from 'pino';
 
 /** The hook may not run longer than this; a stuck hook must not pile up behind the next refresh. */
 export const HOOK_TIMEOUT_MS = 60_000;
-
-/**
- * Split `--on-refresh` into argv the way a shell splits words (quotes honoured), without running a shell. Shell
- * operators (pipes, redirections, `;`, `&&`) and globs have no meaning without a shell, so they are refused rather
- * than passed through as literal words. Returns a message on failure.
- */
-export function parseHookCommand(text: string): { ok: true; argv: string[] } | { ok: false; error: string } {
-  // Keep `$VAR` literal: expanding it is a shell's job, and the process environment is not ours to splice in.
-  const entries = parse(text, (name) => `$${name}`);
-  const argv: string[] = [];
-  for (const entry of entries) {
-    if (typeof entry === 'string') argv.push(entry);
-    else if ('op' in entry && entry.op === 'glob') argv.push(entry.pattern);
-    else return { ok: false, error: `shell operators such as ${'op' in entry ? entry.op : 'comments'} are not supported: the command runs without a shell` };
-  }
-  if (argv.length === 0) return { ok: false, error: 'the command is empty' };
-  return { ok: true, argv };
-}
 
 /**
  * Run the hook after a new JWT is written, with EK_JWT_FILE in its environment. Its output goes to ours; its

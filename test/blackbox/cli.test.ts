@@ -4,62 +4,139 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { PROJECT_ROOT, runCli } from '../helpers/daemon.ts';
 
-/** [what, argv, env, the option the one-line message must name] */
-const BAD: readonly (readonly [string, readonly string[], Record<string, string>, string])[] = [
-  ['unknown flag', ['--no-such-flag'], {}, '--no-such-flag'],
-  ['unknown command', ['launch'], {}, 'launch'],
-  ['bad duration', ['--timeout', '10 parsecs'], {}, '--timeout'],
-  ['empty duration', ['--min-ttl='], {}, '--min-ttl'],
-  ['negative duration', ['--min-ttl', '-5s'], {}, '--min-ttl'],
-  ['bad mode', ['--jwt-file-mode', '0999'], {}, '--jwt-file-mode'],
-  ['bad format', ['--jwt-format', 'yaml'], {}, '--jwt-format'],
-  ['bad URL', ['--api-url', 'not a url'], {}, '--api-url'],
-  ['non-http URL', ['--api-url', 'ftp://api.enkryptify.com'], {}, '--api-url'],
-  ['port out of range', ['--listen', '127.0.0.1:65536'], {}, '--listen'],
-  ['metrics port out of range', ['--metrics-listen', '0.0.0.0:99999'], {}, '--metrics-listen'],
-  ['non-loopback token API', ['--listen', '0.0.0.0:9731'], {}, '--listen'],
-  ['window a > b', ['--refresh-window', '0.8,0.6'], {}, '--refresh-window'],
-  ['window b = 1', ['--refresh-window', '0.6,1'], {}, '--refresh-window'],
-  ['window a = 0', ['--refresh-window', '0,0.5'], {}, '--refresh-window'],
-  ['window one number', ['--refresh-window', '0.7'], {}, '--refresh-window'],
-  ['bad rate limit', ['--rate-limit', 'ten/1m'], {}, '--rate-limit'],
-  ['zero rate limit', ['--rate-limit', '0/1m'], {}, '--rate-limit'],
-  ['bad log level', ['--log-level', 'loud'], {}, '--log-level'],
-  ['bad boolean flag', ['--delete-on-exit=perhaps'], {}, '--delete-on-exit'],
-  ['missing CA file', ['--ca-file', '/nonexistent/ca.pem'], {}, '--ca-file'],
-  ['hook with a pipe', ['--on-refresh', 'echo a | tee b'], {}, '--on-refresh'],
-  ['bad env duration', [], { EK_TIMEOUT: 'soon' }, 'EK_TIMEOUT'],
-  ['bad env boolean', [], { EK_DELETE_ON_EXIT: 'yes please' }, 'EK_DELETE_ON_EXIT'],
-  ['bad env mode', [], { EK_JWT_FILE_MODE: 'rw-r-----' }, 'EK_JWT_FILE_MODE'],
-  ['bad env listen', [], { EK_LISTEN: '10.0.0.1:9731' }, 'EK_LISTEN'],
+const PEM = join(PROJECT_ROOT, 'test', 'fixtures', 'pem');
+const SECRET = 'ek_live_Zq9SECRETv2cli';
+
+type Command = 'run' | 'once' | 'check' | 'as given';
+
+/**
+ * [what, argv, env, the option the one-line message must name, the command]. Every row would exit 1 at once if its
+ * configuration were accepted (the JWT directory does not exist, the API is a closed loopback port): a 2 can only
+ * come from the configuration, and nothing is ever sent anywhere.
+ */
+const BAD: readonly (readonly [string, readonly string[], Record<string, string>, string, Command])[] = [
+  ['unknown flag', ['--no-such-flag'], {}, '--no-such-flag', 'run'],
+  ['unknown command', ['launch'], {}, 'launch', 'as given'],
+  ['a second command after run', ['run', 'once'], {}, 'once', 'as given'],
+  // `run` after a flag is still the command (it would be an unknown argument otherwise).
+  ['run after a flag', ['--min-ttl', '5s', 'run', '--metrics-listen', 'nonsense'], {}, '--metrics-listen', 'as given'],
+  ['bad duration', ['--timeout', '10 parsecs'], {}, '--timeout', 'once'],
+  ['empty duration', ['--min-ttl='], {}, '--min-ttl', 'check'],
+  ['negative duration', ['--min-ttl', '-5s'], {}, '--min-ttl', 'check'],
+  ['repeated duration unit', ['--min-ttl', '1m30m'], {}, '--min-ttl', 'check'],
+  ['bad mode', ['--jwt-file-mode', '0999'], {}, '--jwt-file-mode', 'once'],
+  ['mode with setuid and execute bits', ['--jwt-file-mode', '7777'], {}, '--jwt-file-mode', 'once'],
+  ['mode without owner read', [], { EK_JWT_FILE_MODE: '0000' }, 'EK_JWT_FILE_MODE', 'once'],
+  ['world-writable mode', ['--jwt-file-mode', '0666'], {}, '--jwt-file-mode', 'run'],
+  ['bad format', ['--jwt-format', 'yaml'], {}, '--jwt-format', 'once'],
+  ['bad URL', ['--api-url', 'not a url'], {}, '--api-url', 'once'],
+  ['non-http URL', ['--api-url', 'ftp://api.enkryptify.com'], {}, '--api-url', 'once'],
+  ['port out of range', ['--listen', '127.0.0.1:65536'], {}, '--listen', 'run'],
+  ['metrics port out of range', ['--metrics-listen', '0.0.0.0:99999'], {}, '--metrics-listen', 'run'],
+  ['non-loopback token API', ['--listen', '0.0.0.0:9731'], {}, '--listen', 'run'],
+  ['token API on every interface', ['--listen', ':9731'], {}, '--listen', 'run'],
+  ['window a > b', ['--refresh-window', '0.8,0.6'], {}, '--refresh-window', 'run'],
+  ['window b = 1', ['--refresh-window', '0.6,1'], {}, '--refresh-window', 'run'],
+  ['window a = 0', ['--refresh-window', '0,0.5'], {}, '--refresh-window', 'run'],
+  ['window one number', ['--refresh-window', '0.7'], {}, '--refresh-window', 'run'],
+  ['bad rate limit', ['--rate-limit', 'ten/1m'], {}, '--rate-limit', 'once'],
+  ['zero rate limit', ['--rate-limit', '0/1m'], {}, '--rate-limit', 'once'],
+  ['bad log level', ['--log-level', 'loud'], {}, '--log-level', 'once'],
+  ['bad log format', [], { EK_LOG_FORMAT: 'pretty' }, 'EK_LOG_FORMAT', 'once'],
+  ['bad boolean flag', ['--delete-on-exit=perhaps'], {}, '--delete-on-exit', 'run'],
+  ['missing CA file', ['--ca-file', '/nonexistent/ca.pem'], {}, '--ca-file', 'once'],
+  ['hook with a pipe', ['--on-refresh', 'echo a | tee b'], {}, '--on-refresh', 'run'],
+  ['unknown auth', [], { EK_AUTH: 'kerberos' }, 'EK_AUTH', 'once'],
+  ['oidc without a workspace', ['--auth', 'oidc'], {}, '--workspace', 'once'],
+  ['unknown proxy mode', ['--proxy', 'on'], {}, '--proxy', 'run'],
+  ['a wildcard allowed host', ['--allowed-hosts', '*.svc.cluster.local'], {}, '--allowed-hosts', 'run'],
+  ['a TLS certificate without its key', ['--tls-cert-file', join(PEM, 'a.crt')], {}, '--tls-key-file', 'run'],
+  ['a TLS key of another certificate', ['--tls-cert-file', join(PEM, 'a.crt'), '--tls-key-file', join(PEM, 'b.key')], {}, '--tls-key-file', 'run'],
+  ['TLS files swapped', [], { EK_TLS_CERT_FILE: join(PEM, 'a.key'), EK_TLS_KEY_FILE: join(PEM, 'a.crt') }, 'EK_TLS_CERT_FILE', 'run'],
+  ['bad metrics runtime', ['--metrics-runtime', 'yes'], {}, '--metrics-runtime', 'run'],
+  ['bad env duration', [], { EK_TIMEOUT: 'soon' }, 'EK_TIMEOUT', 'once'],
+  ['bad env boolean', [], { EK_DELETE_ON_EXIT: 'yes please' }, 'EK_DELETE_ON_EXIT', 'run'],
+  ['bad env mode', [], { EK_JWT_FILE_MODE: 'rw-r-----' }, 'EK_JWT_FILE_MODE', 'once'],
+  ['bad env listen', [], { EK_LISTEN: '10.0.0.1:9731' }, 'EK_LISTEN', 'run'],
+  ['an API token where the token file belongs', [], { EK_TOKEN_FILE: SECRET }, 'EK_TOKEN_FILE', 'once'],
 ];
 
+/** A JWT directory that does not exist and an API nobody listens on: an accepted configuration exits 1, offline. */
+const HARMLESS = ['--jwt-file', '/nonexistent/jwt'];
+const OFFLINE: Readonly<Record<string, string>> = { '--api-url': 'http://127.0.0.1:9', '--token-file': '/nonexistent/token', '--listen': '127.0.0.1:0', '--metrics-listen': '127.0.0.1:0' };
+const ONCE_OPTIONS = ['--api-url', '--token-file'];
+
+/** The command line of a row; an offline flag is left out where the row sets that option itself (a flag would win). */
+function argvFor(command: Command, argv: readonly string[], env: Record<string, string> = {}): string[] {
+  if (command === 'as given') return [...argv];
+  if (command === 'check') return ['check', ...HARMLESS, ...argv];
+  const offline = Object.entries(OFFLINE)
+    .filter(([flag]) => command === 'run' || ONCE_OPTIONS.includes(flag))
+    .filter(([flag]) => !argv.includes(flag) && env[`EK_${flag.slice(2).toUpperCase().replaceAll('-', '_')}`] === undefined)
+    .flat();
+  return [command, ...HARMLESS, ...offline, ...argv];
+}
+
 describe('bad configuration exits 2 with one line naming the option', { concurrency: 4 }, () => {
-  for (const [what, argv, env, option] of BAD) {
-    test(what, async () => {
-      // `check` would exit 1 on the missing JWT file: a 2 can only come from the configuration.
-      const command = argv[0] === 'launch' ? argv : ['check', '--jwt-file', '/nonexistent/jwt', ...argv];
-      const result = await runCli(command, env);
+  for (const [what, argv, env, option, command] of BAD) {
+    test(`${what} (${command})`, async () => {
+      const result = await runCli(argvFor(command, argv, env), env);
       assert.equal(result.code, 2, `stderr: ${result.stderr}`);
       const lines = result.stderr.trim().split('\n');
       assert.equal(lines.length, 1, `one line: ${result.stderr}`);
       assert.ok(lines[0]?.includes(option), `"${lines[0] ?? ''}" names ${option}`);
+      assert.ok(!result.stderr.includes('Zq9SECRET'), 'no secret echoed');
       assert.equal(result.stdout, '');
     });
   }
 
+  test('an API token pasted as an argument is never echoed', async () => {
+    for (const argv of [[SECRET], ['check', SECRET], [`--delete-on-exit=${SECRET}`], ['--min-ttl', SECRET], ['check', `--${SECRET}`]]) {
+      const result = await runCli(argv);
+      assert.equal(result.code, 2, result.stderr);
+      assert.ok(!`${result.stdout}${result.stderr}`.includes('Zq9SECRET'), `echoed: ${result.stderr}`);
+    }
+  });
+
   test('flags win over the environment', async () => {
-    const result = await runCli(['check', '--jwt-file', '/nonexistent/jwt', '--timeout', '5s'], { EK_TIMEOUT: 'garbage' });
+    const result = await runCli(argvFor('once', ['--timeout', '5s']), { EK_TIMEOUT: 'garbage' });
     assert.equal(result.code, 1, result.stderr);
   });
 
-  test('unknown EK_* variables (Kubernetes service links) are ignored', async () => {
-    const result = await runCli(['check', '--jwt-file', '/nonexistent/jwt'], { EK_PORT: 'tcp://10.96.0.12:9731', EK_SERVICE_HOST: '10.96.0.12', EK_PORT_9731_TCP: 'tcp://10.96.0.12:9731' });
+  test("check does not read the daemon's variables (they share the container with the probe)", async () => {
+    const result = await runCli(argvFor('check', []), { EK_TIMEOUT: 'garbage', EK_LISTEN: '0.0.0.0:9731', EK_API_TOKEN: 'garbage', EK_AUTH: 'oidc', EK_TOKEN_FILE: SECRET });
     assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /nonexistent/);
+  });
+
+  test('one argument list serves every command: options of another command are accepted and ignored', async () => {
+    const check = await runCli(argvFor('check', ['--timeout', 'garbage', '--listen', '0.0.0.0:1']));
+    assert.equal(check.code, 1, `check reads only the JWT file: ${check.stderr}`);
+    assert.match(check.stderr, /nonexistent/);
+    const once = await runCli(argvFor('once', ['--timeout', '5s', '--listen', '127.0.0.1:0', '--metrics-listen', 'garbage']));
+    assert.equal(once.code, 1, `once ignores the listeners: ${once.stderr}`);
+    assert.doesNotMatch(once.stderr, /--metrics-listen/);
+  });
+
+  test('unknown EK_* variables (Kubernetes service links) are ignored', async () => {
+    const result = await runCli(argvFor('check', []), { EK_PORT: 'tcp://10.96.0.12:9731', EK_SERVICE_HOST: '10.96.0.12', EK_PORT_9731_TCP: 'tcp://10.96.0.12:9731' });
+    assert.equal(result.code, 1, result.stderr);
+  });
+
+  test('a fatal start error is printed once', async () => {
+    const result = await runCli(['run', '--jwt-file', '/nonexistent/start-error/jwt', ...Object.entries(OFFLINE).flat()]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.ok(!result.stdout.includes('/nonexistent/start-error'), `not in the log too: ${result.stdout}`);
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    assert.match(result.stderr, /^ek-sidecar: cannot write the JWT file \/nonexistent\/start-error\/jwt: /);
   });
 });
 
 describe('--help and --version', () => {
+  const SPEC_OPTIONS = ['--api-url', '--token-file', '--jwt-file', '--jwt-file-mode', '--jwt-format', '--listen', '--allow-remote-token-access',
+    '--metrics-listen', '--refresh-window', '--min-ttl', '--rate-limit', '--timeout', '--ca-file', '--on-refresh', '--log-level', '--delete-on-exit',
+    '--auth', '--oidc-token-file', '--workspace', '--proxy', '--allowed-hosts', '--tls-cert-file', '--tls-key-file', '--log-format', '--metrics-runtime'];
+
   test('--version prints the package version', async () => {
     const manifest = JSON.parse(await readFile(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
     const result = await runCli(['--version']);
@@ -70,10 +147,33 @@ describe('--help and --version', () => {
   test('--help lists every command, flag and variable of SPEC.md', async () => {
     const result = await runCli(['--help']);
     assert.equal(result.code, 0);
-    for (const word of ['run', 'once', 'check', '--api-url', '--token-file', '--jwt-file', '--jwt-file-mode', '--jwt-format', '--listen',
-      '--allow-remote-token-access', '--metrics-listen', '--refresh-window', '--min-ttl', '--rate-limit', '--timeout', '--ca-file',
-      '--on-refresh', '--log-level', '--delete-on-exit', 'EK_API_URL', 'EK_TOKEN_FILE', 'EK_DELETE_ON_EXIT', 'EK_API_TOKEN']) {
+    for (const word of ['run', 'once', 'check', ...SPEC_OPTIONS, 'EK_API_URL', 'EK_TOKEN_FILE', 'EK_DELETE_ON_EXIT', 'EK_API_TOKEN', 'EK_METRICS_RUNTIME', 'EK_ALLOWED_HOSTS']) {
       assert.ok(result.stdout.includes(word), `--help mentions ${word}`);
+    }
+  });
+
+  test('run --help is the same help', async () => {
+    const [plain, run] = await Promise.all([runCli(['--help']), runCli(['run', '--help'])]);
+    assert.equal(run.code, 0);
+    assert.equal(run.stdout, plain.stdout);
+  });
+
+  test('check --help shows only what check uses', async () => {
+    const result = await runCli(['check', '--help']);
+    assert.equal(result.code, 0);
+    for (const word of ['--jwt-file', '--min-ttl', 'EK_JWT_FILE', 'EK_MIN_TTL']) assert.ok(result.stdout.includes(word), `mentions ${word}`);
+    for (const word of SPEC_OPTIONS.filter((option) => !['--jwt-file', '--min-ttl'].includes(option))) {
+      assert.ok(!new RegExp(`${word}\\b(?!-)`).test(result.stdout), `does not mention ${word}`);
+    }
+    assert.ok(!result.stdout.includes('EK_API_TOKEN'));
+  });
+
+  test('once --help shows what once uses, not the listeners or the hook', async () => {
+    const result = await runCli(['once', '--help']);
+    assert.equal(result.code, 0);
+    for (const word of ['--api-url', '--token-file', '--auth', '--workspace', '--timeout', '--rate-limit', '--log-format', 'EK_API_TOKEN']) assert.ok(result.stdout.includes(word), `mentions ${word}`);
+    for (const word of ['--listen', '--metrics-listen', '--on-refresh', '--delete-on-exit', '--proxy', '--tls-cert-file']) {
+      assert.ok(!new RegExp(`${word}\\b(?!-)`).test(result.stdout), `does not mention ${word}`);
     }
   });
 });

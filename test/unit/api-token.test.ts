@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { MAX_TOKEN_BYTES, parseApiToken, readApiTokenFile, type TokenProblem } from '../../src/credentials/api-token.ts';
+import { readApiTokenFile } from '../../src/credentials/api-token.ts';
+import { MAX_TOKEN_BYTES, parseApiToken, type TokenProblem } from '../../src/credentials/api-token-text.ts';
 import { fingerprint } from '../../src/core/fingerprint.ts';
 
 const SOURCE = 'token file /secrets/token';
