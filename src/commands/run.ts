@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { RunningServer } from '../http/server.ts';
 import { removeFile } from '../disk/jwt-file.ts';
-import { createHookRunner } from '../hooks/on-refresh.ts';
+import { createHookRunner, hookTimingFromEnv } from '../hooks/on-refresh.ts';
 import { startOpsServer } from '../http/ops-api.ts';
 import { startCore } from './start-core.ts';
 import { startTokenServer } from '../http/token-api.ts';
@@ -13,8 +13,9 @@ const SHUTDOWN_DEADLINE_MS = 1_500;
 
 /** `ek-sidecar run`: wiring only. Resolves with the exit code once a signal has stopped everything. */
 export async function runDaemon(config: Config, log: Logger): Promise<number> {
-  const hook = config.onRefresh === undefined ? undefined : createHookRunner(config.onRefresh, config.jwtFile, log);
-  const core = await startCore(config, log, { defaultMetrics: true, events: { onWritten: () => hook?.() } });
+  const hook = config.onRefresh === undefined ? undefined
+    : createHookRunner({ argv: config.onRefresh, jwtFile: config.jwtFile, log, ...hookTimingFromEnv(process.env) });
+  const core = await startCore(config, log, { defaultMetrics: true, events: { onWritten: () => { hook?.run(); } } });
   const { status, metrics, refresher, clock } = core;
   let alive = true;
 
@@ -40,7 +41,7 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
   log.info({ signal }, 'shutting down');
   // A hung socket or watcher must not hold the pod's termination: exit 0 regardless after the deadline.
   setTimeout(() => process.exit(0), SHUTDOWN_DEADLINE_MS).unref();
-  await Promise.allSettled([refresher.stop(), ...servers.map((server) => server.close()), tokens.close()]);
+  await Promise.allSettled([refresher.stop(), ...servers.map((server) => server.close()), tokens.close(), hook?.close()]);
   await core.client.close().catch(() => undefined);
   if (config.deleteOnExit) {
     await removeFile(config.jwtFile).catch((error: unknown) => { log.warn(`could not delete ${config.jwtFile}: ${String(error)}`); });
