@@ -40,8 +40,8 @@ export interface RunningHook {
 /**
  * Run one hook in a process group of its own (`detached`), its output piped (never inherited) and split into
  * bounded lines. The group, not just the hook, is what the deadline kills, and when the hook exits whatever it
- * left running in its group is stopped too: nothing it forked outlives the run by more than the kill grace. (A process that leaves the group
- * with setsid escapes this; only a cgroup could hold it.)
+ * left running in its group is stopped too: nothing it forked outlives the run by more than the kill grace.
+ * (A process that leaves the group with setsid escapes this; only a cgroup could hold it.)
  */
 export function startHook(spec: HookSpec): RunningHook {
   const [command = '', ...args] = spec.argv;
@@ -57,7 +57,8 @@ export function startHook(spec: HookSpec): RunningHook {
   deadline.unref();
 
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null } | Error>((resolve) => {
-    child.once('error', resolve);
+    // `on`, not `once`: a second 'error' with no listener would throw.
+    child.on('error', resolve);
     child.once('exit', (code, signal) => { resolve({ code, signal }); });
   });
   // Once the hook has exited, whatever it left in its group is stopped; the run need not wait for that (a zombie
@@ -96,7 +97,7 @@ function readLines(stdout: Readable, stderr: Readable, spec: HookSpec): LineRead
       resolve();
     });
     stream.once('close', resolve);
-    stream.once('error', () => { resolve(); });
+    stream.on('error', () => { resolve(); });
   }));
   const abandon = (): void => { for (const [, stream] of streams) stream.destroy(); };
   return {

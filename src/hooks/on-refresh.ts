@@ -39,7 +39,7 @@ export interface HookRunnerOptions {
   readonly graceMs?: number;
   readonly maxLineBytes?: number;
   readonly maxLinesPerRun?: number;
-  /** The environment the hook's is built from; the daemon's own by default. */
+  /** What the hook's environment is built from; the daemon's own by default. */
   readonly env?: NodeJS.ProcessEnv;
 }
 
