@@ -38,7 +38,7 @@ const SHAPES: readonly SecretShape[] = [
   // enough for `{"alg":…}`, then dot-separated parts; also right after a JSON escape such as `\n`. The header check
   // spares host names like ewr1-prod.example.com.
   {
-    hints: ['.'],
+    hints: ['ey', 'ew'],
     pattern: /(?:(?<![A-Za-z0-9_-])|(?<=\\[nrtbf])|(?<=\\u[0-9a-fA-F]{4}))e[yw][A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*){0,3}/g,
     replace: jwtOrKeep,
   },
