@@ -44,7 +44,7 @@ async function execute(command: Invocation['command'], config: Config): Promise<
     return result.code;
   }
   const { createLogger } = await import('./observe/log.ts');
-  const log = createLogger(config.logLevel);
+  const log = await createLogger({ level: config.logLevel, format: config.logFormat });
   try {
     if (command === 'once') return await (await import('./commands/once.ts')).runOnce(config, log);
     return await (await import('./commands/run.ts')).runDaemon(config, log);

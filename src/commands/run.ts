@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
+import { effectiveConfig } from '../config/effective-config.ts';
 import { describeError } from '../core/errors.ts';
 import { onSignal, type Signal } from '../core/signals.ts';
+import { VERSION } from '../core/version.ts';
 import { startCredentialSource, type CredentialSource } from '../credentials/credential-source.ts';
 import { removeFile } from '../disk/jwt-file.ts';
-import { createHookRunner } from '../hooks/on-refresh.ts';
+import { createHookRunner, hookTimingFromEnv } from '../hooks/on-refresh.ts';
 import { startOpsServer } from '../http/ops-api.ts';
 import type { RunningServer } from '../http/server.ts';
 import { startTokenServer } from '../http/token-api.ts';
@@ -30,8 +32,8 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
     });
   });
 
-  const hook = config.onRefresh === undefined ? undefined : createHookRunner(config.onRefresh, config.jwtFile, log);
-  const core = await startCore(config, log, { defaultMetrics: true, signal: shutdown.signal, events: { onInstalled: () => hook?.() } });
+  const hook = config.onRefresh === undefined ? undefined : createHookRunner({ argv: config.onRefresh, jwtFile: config.jwtFile, log, ...hookTimingFromEnv(process.env) });
+  const core = await startCore(config, log, { defaultMetrics: true, signal: shutdown.signal, events: { onInstalled: () => { hook?.run(); } } });
   const { served, metrics, refresher, sink, clock } = core;
 
   const servers: RunningServer[] = [];
@@ -52,7 +54,7 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
     log,
   });
   for (const server of [tokenApi, ops]) if (server !== undefined) servers.push(server);
-  log.info({ tokenApi: tokenApi?.address ?? 'off', metrics: ops?.address ?? 'off', jwtFile: config.jwtFile }, 'ek-sidecar started');
+  log.info({ version: VERSION, node: process.version, tokenApi: tokenApi?.address ?? 'off', metrics: ops?.address ?? 'off', config: effectiveConfig(config) }, 'ek-sidecar started');
 
   const source = await startCredentialSource({
     config,
@@ -68,7 +70,7 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
   shutdown.abort();
   // A hung socket or watcher must not hold the pod's termination: exit 0 regardless after the deadline.
   setTimeout(() => process.exit(0), SHUTDOWN_DEADLINE_MS).unref();
-  await Promise.allSettled([refresher.settled(), sink.close(), ...servers.map((server) => server.close()), source.close()]);
+  await Promise.allSettled([refresher.settled(), sink.close(), ...servers.map((server) => server.close()), source.close(), hook?.close()]);
   await core.client.close().catch(() => undefined);
   if (config.deleteOnExit) {
     await removeFile(config.jwtFile).catch((error: unknown) => { log.warn(`could not delete ${config.jwtFile}: ${describeError(error)}`); });

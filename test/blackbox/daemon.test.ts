@@ -95,3 +95,26 @@ describe('ek-sidecar run: the first JWT', () => {
     assert.deepEqual(findLeaks([TOKEN, ...api.issued()]), []);
   });
 });
+
+describe('--log-format text', () => {
+  test('one readable line per event, no JSON; the start line carries the version and the effective configuration', async () => {
+    const api = await startFakeApi({ tokens: { [TOKEN]: 'ok' } });
+    const dir = await tempDir();
+    try {
+      const tokenFile = await createSecretVolume(join(dir.path, 'secret'), TOKEN);
+      const jwtFile = join(dir.path, 'jwt');
+      const daemon = startDaemon([...baseArgs({ apiUrl: api.url, tokenFile, jwtFile }), '--log-format', 'text', '--listen', 'off', '--metrics-listen', 'off']);
+      await waitFor(async () => (await readFile(`${jwtFile}.state.json`, 'utf8').catch(() => '')).includes('"jwt": {'));
+      assert.equal((await daemon.stop()).code, 0);
+      const lines = daemon.stdout().trim().split('\n');
+      assert.ok(lines.length >= 3, daemon.stdout());
+      for (const line of lines) assert.doesNotMatch(line, /^\{/, `not JSON: ${line}`);
+      assert.ok(lines.some((line) => / INFO +ek-sidecar started/.test(line) && /version=/.test(line)), daemon.stdout());
+      assert.ok(lines.some((line) => /exchanged the API token for a new JWT/.test(line) && /reason=start/.test(line)), daemon.stdout());
+      assert.deepEqual(findLeaks([TOKEN, ...api.issued()]), []);
+    } finally {
+      await api.close();
+      await dir.remove();
+    }
+  });
+});

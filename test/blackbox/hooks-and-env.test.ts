@@ -2,12 +2,21 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { baseArgs, findLeaks, runCli, startDaemon, tempDir, waitFor } from '../helpers/daemon.ts';
+import { baseArgs, findLeaks, runCli, startDaemon, tempDir, waitFor, type LogLine } from '../helpers/daemon.ts';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.ts';
 import { createSecretVolume, rotateSecretVolume } from '../helpers/kubelet-secret.ts';
+import { processGone, readPids } from '../helpers/processes.ts';
 
 const T1 = 'ek_live_hooks_token_one_0123456789abcd';
 const T2 = 'ek_live_hooks_token_two_0123456789abcd';
+/** The CLI keeps its 60 s hook deadline; tests shorten it (it can only be shortened). */
+const SHORT_DEADLINE = { EK_TEST_HOOK_DEADLINE_MS: '300' };
+
+async function allGone(pids: readonly number[]): Promise<boolean> {
+  return (await Promise.all(pids.map(processGone))).every(Boolean);
+}
+
+const hookOutput = (line: LogLine): boolean => line.hookOutput !== undefined;
 
 describe('--on-refresh and EK_API_TOKEN', () => {
   let api: FakeApi;
@@ -78,6 +87,62 @@ describe('--on-refresh and EK_API_TOKEN', () => {
     assert.equal(result.code, 2);
     assert.match(result.stderr, /EK_API_TOKEN/);
     assert.ok(!result.stderr.includes('sk_wrong'));
+  });
+
+  test('a hook that ignores SIGTERM is killed with its whole group at the deadline, and later runs still happen', async () => {
+    const secret = join(dir.path, 'secret-stuck');
+    const tokenFile = await createSecretVolume(secret, T1);
+    const jwtFile = join(dir.path, 'jwt-stuck');
+    const pids = join(dir.path, 'stuck-pids');
+    // `trap "" TERM` is inherited by the background sleep: only SIGKILL to the group ends the run.
+    const hook = `sh -c 'trap "" TERM; sleep 300 & echo $! >> ${pids}; echo $$ >> ${pids}; wait'`;
+    const daemon = startDaemon(baseArgs({ apiUrl: api.url, tokenFile, jwtFile, extra: ['--on-refresh', hook] }), SHORT_DEADLINE);
+    await daemon.waitForLog((line) => line.msg?.includes('exceeded its deadline') === true);
+    const first = await readPids(pids);
+    assert.equal(first.length, 2);
+    await waitFor(() => allGone(first), 2_000, () => 'the first run\'s group to be gone');
+    await rotateSecretVolume(secret, T2);
+    await waitFor(async () => (await readPids(pids)).length === 4, 5_000, () => 'a second run after the stuck one');
+    await waitFor(() => daemon.logs().filter((line) => line.msg?.includes('exceeded its deadline') === true).length === 2);
+    await waitFor(async () => allGone(await readPids(pids)), 2_000, () => 'the second run\'s group to be gone');
+    assert.equal((await daemon.stop()).code, 0);
+  });
+
+  test('what a hook forks does not outlive the hook', async () => {
+    const tokenFile = await createSecretVolume(join(dir.path, 'secret-fork'), T1);
+    const jwtFile = join(dir.path, 'jwt-fork');
+    const pids = join(dir.path, 'fork-pids');
+    const daemon = startDaemon(baseArgs({ apiUrl: api.url, tokenFile, jwtFile, extra: ['--on-refresh', `sh -c 'sleep 300 & echo $! > ${pids}'`] }));
+    const [grandchild] = await waitFor(async () => ((await readPids(pids)).length === 1 ? readPids(pids) : undefined));
+    assert.ok(grandchild !== undefined);
+    await waitFor(() => processGone(grandchild), 2_000, () => 'the forked sleep to be stopped');
+    assert.equal((await daemon.stop()).code, 0);
+  });
+
+  test('no hook process outlives the daemon: a running group is killed at shutdown, and the daemon exits 0', async () => {
+    const tokenFile = await createSecretVolume(join(dir.path, 'secret-shutdown'), T1);
+    const jwtFile = join(dir.path, 'jwt-shutdown');
+    const pids = join(dir.path, 'shutdown-pids');
+    const hook = `sh -c 'trap "" TERM; sleep 300 & echo $! >> ${pids}; echo $$ >> ${pids}; wait'`;
+    const daemon = startDaemon(baseArgs({ apiUrl: api.url, tokenFile, jwtFile, extra: ['--on-refresh', hook] }));
+    const running = await waitFor(async () => ((await readPids(pids)).length === 2 ? readPids(pids) : undefined));
+    const { code } = await daemon.stop();
+    assert.equal(code, 0);
+    await waitFor(() => allGone(running), 1_000, () => 'the hook and its child to be gone once the daemon exited');
+  });
+
+  test('a hook\'s output is logged line by line, stdout at info and stderr at warn, redacted', async () => {
+    const tokenFile = await createSecretVolume(join(dir.path, 'secret-cat'), T1);
+    const jwtFile = join(dir.path, 'jwt-cat');
+    const hook = `sh -c 'cat "$EK_JWT_FILE"; echo; echo reloaded; echo "warning: token ${T2}" >&2'`;
+    const daemon = startDaemon(baseArgs({ apiUrl: api.url, tokenFile, jwtFile, extra: ['--on-refresh', hook] }));
+    await waitFor(() => daemon.logs().filter(hookOutput).length === 3);
+    const jwt = await readFile(jwtFile, 'utf8');
+    const output = daemon.logs().filter(hookOutput).map((line) => [line.level, line.hookOutput, line.msg]);
+    assert.deepEqual(output.filter(([, stream]) => stream === 'stdout'), [['info', 'stdout', '[redacted]'], ['info', 'stdout', 'reloaded']]);
+    assert.deepEqual(output.filter(([, stream]) => stream === 'stderr'), [['warn', 'stderr', 'warning: token [redacted]']]);
+    assert.equal((await daemon.stop()).code, 0);
+    assert.deepEqual(findLeaks([jwt, ...jwt.split('.').slice(1), T2]), []);
   });
 
   test('no token or JWT in anything printed', () => {
