@@ -2,7 +2,7 @@
 // its companions), rendered by kubectl's kustomize onto sample workloads that know nothing of ek-sidecar; and the
 // Kyverno ClusterPolicy (deploy/kyverno), validated against Kyverno's CRD schema and its two patches applied to the
 // sample's pod by kubectl's own strategic merge. Every result must be a valid pod that carries the sidecar.
-import { test, describe, before, after } from 'node:test';
+import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
