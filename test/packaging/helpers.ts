@@ -17,6 +17,7 @@ export function readProjectFile(...parts: string[]): string {
 
 export interface PackageJson {
   readonly version: string;
+  readonly license: string;
   readonly bin: Readonly<Record<string, string>>;
   readonly dependencies: Readonly<Record<string, string>>;
   readonly devDependencies: Readonly<Record<string, string>>;
