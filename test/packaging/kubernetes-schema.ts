@@ -83,6 +83,9 @@ export function validateObjects(objects: readonly Record<string, unknown>[]): st
   return problems;
 }
 
+const parsedDeclarations = new Map<string, ts.SourceFile>();
+let previousProgram: ts.Program | undefined;
+
 /** Type-checks the objects as object literals of the generated interfaces, in memory. */
 function strictFieldProblems(objects: readonly Record<string, unknown>[]): string[] {
   if (objects.length === 0) return [];
@@ -111,10 +114,16 @@ function strictFieldProblems(objects: readonly Record<string, unknown>[]): strin
   const readFile = host.readFile.bind(host);
   host.fileExists = (name) => name === fileName || fileExists(name);
   host.readFile = (name) => (name === fileName ? source : readFile(name));
-  host.getSourceFile = (name, languageVersion, ...rest) =>
-    name === fileName ? ts.createSourceFile(name, source, languageVersion, true) : getSourceFile(name, languageVersion, ...rest);
+  host.getSourceFile = (name, languageVersion, ...rest) => {
+    if (name === fileName) return ts.createSourceFile(name, source, languageVersion, true);
+    // The declaration files never change within a test run: parse each once (most of the cost of a check).
+    const cached = parsedDeclarations.get(name) ?? getSourceFile(name, languageVersion, ...rest);
+    if (cached !== undefined) parsedDeclarations.set(name, cached);
+    return cached;
+  };
 
-  const program = ts.createProgram([fileName], options, host);
+  const program = ts.createProgram({ rootNames: [fileName], options, host, ...(previousProgram === undefined ? {} : { oldProgram: previousProgram }) });
+  previousProgram = program;
   return ts.getPreEmitDiagnostics(program).map((diagnostic) => {
     const message = ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n');
     if (diagnostic.file === undefined || diagnostic.start === undefined) return message;
