@@ -4,23 +4,25 @@
 #
 #   docker build -t ek-sidecar:0.1.0 .
 #
-# Both base images are pinned by tag and by digest. The digests were not resolved against the registries from the
-# machine this file was written on (it has no network access to them); they are the digests that many public
-# Dockerfiles and build notes pin for these exact tags, found with a code search of public repositories in 2026
-# (one of them: "gcr.io/distroless/nodejs24-debian12:nonroot … resolved 2026-09-19; the manifest list carries
-# linux/amd64 and linux/arm64"; another records Node v24.21.0 in node:24-bookworm-slim@sha256:0e0ff40c…).
-# Refresh both together, e.g. `docker buildx imagetools inspect gcr.io/distroless/nodejs24-debian12:nonroot`,
-# or let Renovate/Dependabot maintain them.
+# Base images are pinned by tag and digest. THE DIGESTS BELOW WERE NOT RESOLVED FROM THE MACHINE THIS FILE WAS
+# WRITTEN ON: it reaches no container registry. They were found in public Dockerfiles by a code search and are
+# unverified. Before the first build you publish, check them against the registries:
+#   deploy/image/check-base-digests.sh        (crane, or docker buildx imagetools inspect)
+# which resolves each FROM's tag and fails on a digest that differs; then keep them current with Renovate
+# (renovate.json: docker:pinDigests opens a pull request whenever a tag moves). docs/image.md has the procedure.
 
-# ---- build: the whole toolchain; bundles src/ and its dependencies into one file, dist/bin.js ------------------
+# ---- build: bundles src/ and its dependencies into one file, dist/bin.js, plus the SBOM and licenses ------------
 FROM node:24-bookworm-slim@sha256:0e0ff40c39bc087845bfb27465a0df4ea419520094bc35842ff83dd8cbe6f9b6 AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# Plain `npm ci`, scripts included: the node@24 devDependency installs its Node binary in a preinstall script, and
-# the npm scripts (`npm run build`) run on it.
-RUN npm ci --no-audit --no-fund
+# --ignore-scripts: the node@24 devDependency's preinstall would download a second Node.js, and this image has one.
+# esbuild's own postinstall (it checks and installs the platform binary) is then run on its own.
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm rebuild esbuild
 COPY tsconfig.json ./
 COPY src ./src
+COPY deploy/image/bundle-notices.ts ./deploy/image/
+# Writes dist/bin.js, dist/sbom.cdx.json (CycloneDX, the production dependencies that are bundled) and
+# dist/THIRD_PARTY_LICENSES (their license texts).
 RUN npm run build
 
 # ---- runtime: distroless Node 24, no shell, no package manager -------------------------------------------------
@@ -39,10 +41,11 @@ ENV NODE_ENV=production
 WORKDIR /app
 # Everything stays owned by root and read-only to the process: the image needs no writable path of its own, so it
 # runs with readOnlyRootFilesystem. It writes only to the JWT volume it is given (default /var/run/enkryptify).
-# One bundled file (esbuild): the runtime dependencies are inside it, so the image carries no node_modules, and a
-# start reads one file instead of some 350 (faster start-up and exec probes, less memory).
+# One bundled file (esbuild): the runtime dependencies are inside it, so the image carries no node_modules and image
+# scanners cannot see them; the CycloneDX SBOM beside it lists them (Trivy and Grype read *.cdx.json), with their
+# licenses. There is no shell: --on-refresh can run only /nodejs/bin/node and files mounted into the container.
 COPY package.json ./
-COPY --from=build /src/dist/bin.js ./dist/bin.js
+COPY --from=build /src/dist/bin.js /src/dist/sbom.cdx.json /src/dist/THIRD_PARTY_LICENSES ./dist/
 
 # The distroless "nonroot" user, numeric so that Kubernetes can verify runAsNonRoot.
 USER 65532:65532

@@ -1,12 +1,13 @@
-// The Helm chart in helm/ek-sidecar, checked without a helm binary: Chart.yaml, values.yaml against
-// values.schema.json, every .Values path the templates use, template syntax basics, the sidecar wiring in the
-// templates, and agreement of the chart's defaults with the kustomize base.
+// The Helm chart in helm/ek-sidecar, checked without a helm binary (helm-render.test.ts renders it when helm is
+// there): Chart.yaml, values.yaml against values.schema.json, also composed the way Helm composes a subchart's values,
+// every .Values path the templates use, template syntax basics, the sidecar wiring in the templates, and agreement of
+// the chart's defaults with the kustomize Component and of its files/ with deploy/monitoring.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import { isMap, isPair, isScalar, parse, parseDocument, type YAMLMap } from 'yaml';
-import { asArray, field, isObject, readPackageJson, readProjectFile } from './helpers.ts';
+import { field, isObject, named, podSpec, readPackageJson, readProjectFile, yamlObjects } from './helpers.ts';
 
 const chartDir = ['helm', 'ek-sidecar'] as const;
 const read = (...parts: string[]): string => readProjectFile(...chartDir, ...parts);
@@ -38,6 +39,8 @@ void describe('helm/ek-sidecar', () => {
     assert.equal(chart.kubeVersion, '>=1.29.0-0');
     assert.match(String(chart.version), /^\d+\.\d+\.\d+(-[\w.]+)?$/);
     assert.equal(chart.appVersion, readPackageJson().version);
+    // The tag is in values.yaml, not derived from .Chart: as a subchart, .Chart would be the parent's.
+    assert.equal(field(values.image, 'tag'), chart.appVersion);
     assert.ok(typeof chart.description === 'string' && chart.description.length > 0);
   });
 
@@ -46,18 +49,54 @@ void describe('helm/ek-sidecar', () => {
     assert.deepEqual(validator()(values), []);
   });
 
-  void test('values.schema.json refuses unknown keys, latest tags, and a created Secret without a token', () => {
+  void test('as a subchart: the values Helm composes (global from the parent, enabled from a condition) are valid', () => {
+    // What Helm hands a dependency aliased ekSidecar with `condition: ekSidecar.enabled`: its own defaults, the
+    // parent's ekSidecar values over them, `global` copied from the parent, and `enabled` itself.
+    const parentValues = { global: { imageRegistry: 'registry.example.com', storageClass: 'fast' }, ekSidecar: { enabled: true, image: { repository: 'registry.example.com/ek-sidecar' } } };
+    const composed = { ...structuredClone(values), ...parentValues.ekSidecar, image: { ...(values.image as object), ...parentValues.ekSidecar.image }, global: parentValues.global };
+    assert.deepEqual(validator()(composed), []);
+    assert.deepEqual(validator()({ ...values, global: {} }), [], 'global without a condition');
+  });
+
+  void test('values.schema.json refuses unknown keys, latest and empty tags, a bad auth mode, and a created Secret without a token', () => {
     const validate = validator();
-    const typo = { ...values, imagee: {} };
-    assert.notDeepEqual(validate(typo), []);
-    const latest = structuredClone(values);
-    (latest.image as Record<string, unknown>).tag = 'latest';
-    assert.notDeepEqual(validate(latest), []);
+    assert.notDeepEqual(validate({ ...values, imagee: {} }), []);
+    for (const tag of ['latest', '']) {
+      const bad = structuredClone(values);
+      (bad.image as Record<string, unknown>).tag = tag;
+      assert.notDeepEqual(validate(bad), [], `tag ${JSON.stringify(tag)}`);
+    }
+    const mode = structuredClone(values);
+    (mode.auth as Record<string, unknown>).mode = 'token';
+    assert.notDeepEqual(validate(mode), []);
     const noToken = structuredClone(values);
-    (noToken.apiToken as Record<string, unknown>).create = true;
+    const apiToken = field(noToken.auth, 'apiToken') as Record<string, unknown>;
+    apiToken.create = true;
     assert.notDeepEqual(validate(noToken), []);
-    (noToken.apiToken as Record<string, unknown>).value = 'ek_live_example';
+    apiToken.value = 'ek_live_example';
     assert.deepEqual(validate(noToken), []);
+  });
+
+  void test('the standalone demo is off by default, and so is the readiness probe; the startup budget is 15 minutes', () => {
+    assert.equal(field(values.demo, 'enabled'), false);
+    assert.equal(field(field(values.sidecar, 'readinessProbe'), 'enabled'), false);
+    const startup = field(values.sidecar, 'startupProbe');
+    assert.equal(Number(field(startup, 'periodSeconds')) * Number(field(startup, 'failureThreshold')), 900);
+  });
+
+  void test('files/ holds the very rules and dashboard of deploy/monitoring', () => {
+    assert.equal(read('files', 'ek-sidecar.rules.yaml'), readProjectFile('deploy', 'monitoring', 'ek-sidecar.rules.yaml'), 'cp deploy/monitoring/ek-sidecar.rules.yaml helm/ek-sidecar/files/');
+    assert.equal(read('files', 'grafana-dashboard.json'), readProjectFile('deploy', 'monitoring', 'grafana-dashboard.json'), 'cp deploy/monitoring/grafana-dashboard.json helm/ek-sidecar/files/');
+  });
+
+  void test('the named templates for embedding never read .Chart (a parent chart\'s context has the parent\'s)', () => {
+    const helpers = templates.get('_helpers.tpl') ?? '';
+    const embedding = ['ek-sidecar.container', 'ek-sidecar.volumes', 'ek-sidecar.appEnv', 'ek-sidecar.appVolumeMounts', 'ek-sidecar.podLabels', 'ek-sidecar.name', 'ek-sidecar.fullname', 'ek-sidecar.image', 'ek-sidecar.brokerUrl', 'ek-sidecar.optionEnv', 'ek-sidecar.validate'];
+    for (const name of embedding) {
+      const body = new RegExp(`\\{\\{-? define "${name.replace('.', '\\.')}" -?\\}\\}([\\s\\S]*?)\\{\\{-? end -?\\}\\}\\n\\n`).exec(helpers)?.[1];
+      assert.ok(body !== undefined, `${name} is not defined`);
+      assert.doesNotMatch(withoutComments(body), /\.Chart\b/, name);
+    }
   });
 
   void test('every value in values.yaml has a comment', () => {
@@ -144,42 +183,41 @@ void describe('helm/ek-sidecar', () => {
     assert.match(container, /^ {2}restartPolicy: Always$/m);
     assert.match(container, /startupProbe:\n\s+httpGet:\n\s+path: \/readyz\n\s+port: \{\{ \.Values\.ports\.metrics \}\}/);
     assert.match(container, /livenessProbe:\n\s+httpGet:\n\s+path: \/healthz/);
-    assert.match(container, /readinessProbe:\n\s+httpGet:\n\s+path: \/readyz/);
-    for (const name of ['EK_TOKEN_FILE', 'EK_JWT_FILE', 'EK_LISTEN', 'EK_METRICS_LISTEN']) assert.match(container, new RegExp(`- name: ${name}\\n`));
+    assert.match(container, /\{\{- if \.Values\.sidecar\.readinessProbe\.enabled \}\}\n\s+readinessProbe:\n\s+httpGet:\n\s+path: \/readyz/);
+    for (const name of ['EK_TOKEN_FILE', 'EK_JWT_FILE', 'EK_LISTEN', 'EK_METRICS_LISTEN', 'EK_AUTH', 'EK_OIDC_TOKEN_FILE', 'EK_WORKSPACE']) {
+      assert.match(container, new RegExp(`- name: ${name}\\n`));
+    }
     assert.match(helpers, /emptyDir:\n\s+medium: Memory/);
-    assert.match(helpers, /define "ek-sidecar\.appVolumeMount"[\s\S]*?readOnly: true/);
-    const deployment = templates.get('deployment.yaml') ?? '';
+    assert.match(helpers, /define "ek-sidecar\.appVolumeMounts"[\s\S]*?readOnly: true/);
+    const deployment = templates.get('demo-deployment.yaml') ?? '';
     assert.match(deployment, /initContainers:\n\s+\{\{- include "ek-sidecar\.container" \. \| nindent 8 \}\}/);
     assert.match(deployment, /enableServiceLinks: false/);
     assert.match(deployment, /terminationGracePeriodSeconds:/);
   });
 
-  void test('the metrics Service and the PodMonitor are off by default', () => {
-    assert.equal(field(field(values.metrics, 'service'), 'enabled'), false);
-    assert.equal(field(field(values.metrics, 'podMonitor'), 'enabled'), false);
+  void test('monitoring objects and the broker are off by default', () => {
+    for (const name of ['service', 'podMonitor', 'serviceMonitor', 'prometheusRule', 'grafanaDashboard']) assert.equal(field(field(values.metrics, name), 'enabled'), false, name);
+    assert.equal(field(values.broker, 'enabled'), false);
     assert.match(templates.get('podmonitor.yaml') ?? '', /^\{\{- if \.Values\.metrics\.podMonitor\.enabled \}\}/);
     assert.match(templates.get('service.yaml') ?? '', /^\{\{- if \.Values\.metrics\.service\.enabled \}\}/);
   });
 
-  void test('the chart defaults agree with the kustomize base (resources, security, probes, paths, ports)', () => {
-    const base = parse(readProjectFile('deploy', 'kubernetes', 'deployment.yaml')) as Record<string, unknown>;
-    const pod = field(field(field(base, 'spec'), 'template'), 'spec');
-    const sidecar = asArray(field(pod, 'initContainers'))[0];
-    const app = asArray(field(pod, 'containers'))[0];
+  void test('the chart\'s sidecar defaults agree with the kustomize Component (resources, security, probes, paths, ports)', () => {
+    const component = yamlObjects(readProjectFile('deploy', 'kubernetes', 'components', 'sidecar', 'sidecar.yaml'))[0] ?? {};
+    const pod = podSpec(component);
+    const sidecar = named(pod.initContainers, 'ek-sidecar');
     const chartSidecar = values.sidecar as Record<string, unknown>;
-    assert.deepEqual(field(sidecar, 'resources'), chartSidecar.resources);
-    assert.deepEqual(field(sidecar, 'securityContext'), chartSidecar.securityContext);
-    assert.deepEqual(field(app, 'securityContext'), field(values.app, 'securityContext'));
-    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
-      const { httpGet, ...timing } = field(sidecar, probe) as Record<string, unknown>;
+    assert.deepEqual(sidecar.resources, chartSidecar.resources);
+    assert.deepEqual(sidecar.securityContext, chartSidecar.securityContext);
+    for (const probe of ['startupProbe', 'livenessProbe']) {
+      const { httpGet, ...timing } = sidecar[probe] as Record<string, unknown>;
       assert.deepEqual(timing, chartSidecar[probe], probe);
       assert.equal(field(httpGet, 'port'), field(values.ports, 'metrics'));
     }
-    const podSecurity = field(values.deployment, 'podSecurityContext');
-    assert.deepEqual(field(pod, 'securityContext'), podSecurity);
-    const env = new Map(asArray(field(sidecar, 'env')).map((item) => [field(item, 'name'), field(item, 'value')]));
+    const env = new Map((sidecar.env as Record<string, unknown>[]).map((item) => [field(item, 'name'), field(item, 'value')]));
     assert.equal(env.get('EK_TOKEN_FILE'), `${String(field(values.paths, 'tokenDir'))}/token`);
     assert.equal(env.get('EK_JWT_FILE'), `${String(field(values.paths, 'jwtDir'))}/${String(field(values.paths, 'jwtFileName'))}`);
-    assert.equal(field(field(values.app, 'image'), 'tag'), String(field(app, 'image')).split(':')[1]);
+    assert.equal(env.get('EK_JWT_FILE_MODE'), field(values.config, 'jwtFileMode'));
+    assert.equal(field(field(named(pod.volumes, 'ek-jwt'), 'emptyDir'), 'sizeLimit'), field(values.jwtVolume, 'sizeLimit'));
   });
 });

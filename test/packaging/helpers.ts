@@ -3,6 +3,7 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
 
 export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -16,6 +17,7 @@ export function readProjectFile(...parts: string[]): string {
 
 export interface PackageJson {
   readonly version: string;
+  readonly license: string;
   readonly bin: Readonly<Record<string, string>>;
   readonly dependencies: Readonly<Record<string, string>>;
   readonly devDependencies: Readonly<Record<string, string>>;
@@ -61,4 +63,49 @@ export function field(value: unknown, key: string): unknown {
 
 export function asArray(value: unknown): unknown[] {
   return Array.isArray(value) ? (value as unknown[]) : [];
+}
+
+export type Obj = Record<string, unknown>;
+
+/** Every document of a multi-document YAML text, as plain objects (empty documents dropped). */
+export function yamlObjects(text: string): Obj[] {
+  return parseAllDocuments(text).flatMap((document) => {
+    if (document.errors.length > 0) throw new Error(`YAML: ${document.errors.map((error) => error.message).join('; ')}`);
+    const object: unknown = document.toJS();
+    if (object === null || object === undefined) return [];
+    if (!isObject(object)) throw new Error('a YAML document is not an object');
+    return [object];
+  });
+}
+
+/** The item of a list named `name` (containers, volumes, env, ports…); throws when there is none. */
+export function named(list: unknown, name: string): Obj {
+  const found = asArray(list).find((item) => field(item, 'name') === name);
+  if (!isObject(found)) throw new Error(`no item named ${name}`);
+  return found;
+}
+
+/** The item named `name`, or undefined. */
+export function maybeNamed(list: unknown, name: string): Obj | undefined {
+  const found = asArray(list).find((item) => field(item, 'name') === name);
+  return isObject(found) ? found : undefined;
+}
+
+/** spec.template.spec of a workload, or spec of a Pod. */
+export function podSpec(object: Obj): Obj {
+  const spec = object.kind === 'Pod' ? field(object, 'spec') : field(field(field(object, 'spec'), 'template'), 'spec');
+  if (!isObject(spec)) throw new Error(`${String(object.kind)} has no pod spec`);
+  return spec;
+}
+
+/** Environment of a container as name → literal value (valueFrom entries map to undefined). */
+export function envOf(container: unknown): Map<string, string | undefined> {
+  return new Map(asArray(field(container, 'env')).map((item) => [String(field(item, 'name')), field(item, 'value') as string | undefined]));
+}
+
+/** The objects `kubectl kustomize <dir>` renders. */
+export function kustomize(dir: string): Obj[] {
+  const rendered = run('kubectl', ['kustomize', dir]);
+  if (rendered.status !== 0) throw new Error(`kubectl kustomize ${dir} failed: ${rendered.stderr}`);
+  return yamlObjects(rendered.stdout);
 }

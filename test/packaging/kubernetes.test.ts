@@ -1,129 +1,67 @@
-// The kustomize base in deploy/kubernetes: it renders with kubectl's built-in kustomize, every object is valid
-// against the Kubernetes OpenAPI schemas (strict about unknown fields), and the pod wires ek-sidecar as a native
-// sidecar the way the product needs.
+// The kustomize trees in deploy/: the demo base, the broker, the oidc and broker overlays, and the monitoring
+// kustomization render with kubectl's built-in kustomize, every object is valid against the Kubernetes (and CRD)
+// schemas, strict about unknown fields, and the pods are wired the way the product needs.
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { dirname, posix } from 'node:path';
-import { parseAllDocuments } from 'yaml';
-import { asArray, field, isObject, missingTool, projectPath, run } from './helpers.ts';
+import { asArray, envOf, field, kustomize, maybeNamed, missingTool, named, podSpec, projectPath, type Obj } from './helpers.ts';
 import { validateObjects } from './kubernetes-schema.ts';
-
-type Obj = Record<string, unknown>;
 
 const kubectlMissing = missingTool('kubectl', ['version', '--client']);
 
-function named(list: unknown, name: string): Obj {
-  const found = asArray(list).find((item) => field(item, 'name') === name);
-  assert.ok(isObject(found), `no item named ${name}`);
+function render(...dir: string[]): Obj[] {
+  return kustomize(projectPath('deploy', ...dir));
+}
+
+function find(objects: readonly Obj[], kind: string, name?: string): Obj {
+  const found = objects.find((object) => object.kind === kind && (name === undefined || field(object.metadata, 'name') === name));
+  assert.ok(found !== undefined, `no ${kind} ${name ?? ''}`);
   return found;
 }
 
-function envValue(container: Obj, name: string): string {
-  const value = field(named(field(container, 'env'), name), 'value');
-  assert.equal(typeof value, 'string', `env ${name} has no literal value`);
-  return value as string;
+function kinds(objects: readonly Obj[]): string[] {
+  return objects.map((object) => `${String(object.kind)}/${String(field(object.metadata, 'name'))}`).sort();
 }
 
-function mountOf(container: Obj, volume: string): Obj {
-  return named(field(container, 'volumeMounts'), volume);
-}
-
-void describe('deploy/kubernetes (kustomize base)', { skip: kubectlMissing }, () => {
-  let objects: Obj[] = [];
-  let deployment: Obj = {};
+void describe('deploy/kubernetes and deploy/monitoring (kustomize)', { skip: kubectlMissing }, () => {
+  let base: Obj[] = [];
   let pod: Obj = {};
   let sidecar: Obj = {};
   let app: Obj = {};
 
   before(() => {
-    const rendered = run('kubectl', ['kustomize', projectPath('deploy', 'kubernetes')]);
-    assert.equal(rendered.status, 0, `kubectl kustomize failed: ${rendered.stderr}`);
-    objects = parseAllDocuments(rendered.stdout).map((document) => {
-      assert.deepEqual(document.errors, []);
-      const object: unknown = document.toJS();
-      assert.ok(isObject(object));
-      return object;
-    });
-    const found = objects.find((object) => object.kind === 'Deployment');
-    assert.ok(found !== undefined, 'no Deployment rendered');
-    deployment = found;
-    const spec = field(field(field(deployment, 'spec'), 'template'), 'spec');
-    assert.ok(isObject(spec));
-    pod = spec;
+    base = render('kubernetes', 'base');
+    pod = podSpec(find(base, 'Deployment', 'ek-sidecar-demo'));
     sidecar = named(pod.initContainers, 'ek-sidecar');
     app = named(pod.containers, 'app');
   });
 
-  void test('renders a Secret, a Deployment and a metrics Service', () => {
-    assert.deepEqual(objects.map((object) => object.kind).sort(), ['Deployment', 'Secret', 'Service']);
-  });
-
-  void test('every object is valid against the Kubernetes schemas, unknown fields included', () => {
-    assert.deepEqual(validateObjects(objects), []);
+  void test('base: the demo Deployment with the sidecar the Component adds, and a headless metrics Service; no placeholder Secret', () => {
+    assert.deepEqual(kinds(base), ['Deployment/ek-sidecar-demo', 'Service/ek-sidecar-metrics']);
+    assert.deepEqual(validateObjects(base), []);
+    assert.equal(sidecar.restartPolicy, 'Always');
+    assert.equal(sidecar.image, 'ek-sidecar:0.1.0');
+    assert.equal(envOf(app).get('EK_JWT_FILE'), envOf(sidecar).get('EK_JWT_FILE'));
   });
 
   void test('the schema check is strict: a misspelt field is reported', () => {
-    const broken = structuredClone(deployment);
-    const brokenSidecar = named(field(field(field(field(broken, 'spec'), 'template'), 'spec'), 'initContainers'), 'ek-sidecar');
+    const broken = structuredClone(find(base, 'Deployment'));
+    const brokenSidecar = named(podSpec(broken).initContainers, 'ek-sidecar');
     brokenSidecar.startupProbes = brokenSidecar.startupProbe;
     const problems = validateObjects([broken]);
     assert.equal(problems.length, 1, problems.join('\n'));
     assert.match(problems[0] ?? '', /startupProbes/);
   });
 
-  void test('ek-sidecar is a native sidecar: an init container with restartPolicy Always, running `run`', () => {
-    assert.equal(sidecar.restartPolicy, 'Always');
-    assert.deepEqual(sidecar.args, ['run']);
-    assert.equal(asArray(pod.containers).some((container) => field(container, 'name') === 'ek-sidecar'), false);
+  void test('probes: startup on /readyz with a 15-minute budget, liveness on /healthz, no readiness', () => {
+    assert.deepEqual(sidecar.startupProbe, { httpGet: { path: '/readyz', port: 9732 }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 450 });
+    assert.deepEqual(field(sidecar.livenessProbe, 'httpGet'), { path: '/healthz', port: 9732 });
+    assert.equal(sidecar.readinessProbe, undefined);
   });
 
-  void test('probes: startup and readiness on /readyz, liveness on /healthz, all on port 9732', () => {
-    const probe = (name: string): unknown => field(sidecar[name], 'httpGet');
-    assert.deepEqual(probe('startupProbe'), { path: '/readyz', port: 9732 });
-    assert.deepEqual(probe('readinessProbe'), { path: '/readyz', port: 9732 });
-    assert.deepEqual(probe('livenessProbe'), { path: '/healthz', port: 9732 });
-    assert.deepEqual(named(sidecar.ports, 'metrics'), { name: 'metrics', containerPort: 9732, protocol: 'TCP' });
-  });
-
-  void test('the token Secret is mounted read-only as a whole directory, in the sidecar only', () => {
-    const volume = named(pod.volumes, 'ek-api-token');
-    const secret = field(volume, 'secret');
-    assert.equal(field(secret, 'secretName'), 'enkryptify-api-token');
-    const mount = mountOf(sidecar, 'ek-api-token');
-    assert.equal(mount.readOnly, true);
-    assert.equal(mount.subPath, undefined, 'subPath mounts are never updated by the kubelet');
-    const item = asArray(field(secret, 'items'))[0];
-    assert.equal(posix.join(String(mount.mountPath), String(field(item, 'path'))), envValue(sidecar, 'EK_TOKEN_FILE'));
-    assert.equal(asArray(app.volumeMounts).some((m) => field(m, 'name') === 'ek-api-token'), false);
-
-    const secretObject = objects.find((object) => object.kind === 'Secret');
-    assert.ok(isObject(field(secretObject, 'stringData')) && field(field(secretObject, 'stringData'), String(field(item, 'key'))) !== undefined);
-  });
-
-  void test('no volume is mounted with subPath anywhere', () => {
-    for (const container of [...asArray(pod.initContainers), ...asArray(pod.containers)]) {
-      for (const mount of asArray(field(container, 'volumeMounts'))) assert.equal(field(mount, 'subPath'), undefined);
-    }
-  });
-
-  void test('the JWT lives on a shared in-memory emptyDir: read-write in the sidecar, read-only in the app', () => {
-    assert.equal(field(field(named(pod.volumes, 'ek-jwt'), 'emptyDir'), 'medium'), 'Memory');
-    const sidecarMount = mountOf(sidecar, 'ek-jwt');
-    const appMount = mountOf(app, 'ek-jwt');
-    assert.notEqual(sidecarMount.readOnly, true);
-    assert.equal(appMount.readOnly, true);
-    const jwtFile = envValue(sidecar, 'EK_JWT_FILE');
-    // The state file is written beside the JWT file, so its directory must be the writable mount itself.
-    assert.equal(dirname(jwtFile), sidecarMount.mountPath);
-    assert.equal(envValue(app, 'EK_JWT_FILE'), posix.join(String(appMount.mountPath), posix.basename(jwtFile)));
-    assert.equal(envValue(app, 'EK_TOKEN_URL'), 'http://127.0.0.1:9731/v1/token');
-  });
-
-  void test('security contexts are hardened', () => {
+  void test('security contexts are hardened, and no pod securityContext is needed to read the token or the JWT', () => {
     assert.equal(pod.enableServiceLinks, false);
     assert.equal(pod.automountServiceAccountToken, false);
-    assert.equal(field(pod.securityContext, 'runAsNonRoot'), true);
-    assert.equal(field(field(pod.securityContext, 'seccompProfile'), 'type'), 'RuntimeDefault');
+    assert.equal(field(pod.securityContext, 'fsGroup'), undefined);
     for (const container of [sidecar, app]) {
       const context = container.securityContext;
       assert.equal(field(context, 'runAsNonRoot'), true);
@@ -132,12 +70,23 @@ void describe('deploy/kubernetes (kustomize base)', { skip: kubectlMissing }, ()
       assert.deepEqual(field(field(context, 'capabilities'), 'drop'), ['ALL']);
     }
     assert.equal(field(sidecar.securityContext, 'runAsUser'), 65532);
-    assert.equal(field(field(sidecar.securityContext, 'seccompProfile'), 'type'), 'RuntimeDefault');
+    assert.notEqual(field(app.securityContext, 'runAsUser'), 65532, 'the app reads the JWT as another user');
+    assert.equal(field(field(named(pod.volumes, 'ek-api-token'), 'secret'), 'defaultMode'), 0o444);
   });
 
-  void test('resources fit a Node.js 24 process and a grace period is set', () => {
-    assert.deepEqual(sidecar.resources, { requests: { cpu: '20m', memory: '96Mi' }, limits: { memory: '160Mi' } });
-    assert.equal(typeof pod.terminationGracePeriodSeconds, 'number');
+  void test('the metrics Service selects every pod with a sidecar and targets the sidecar metrics port by number', () => {
+    const service = find(base, 'Service', 'ek-sidecar-metrics');
+    assert.equal(field(service.spec, 'clusterIP'), 'None');
+    assert.deepEqual(field(service.spec, 'selector'), { 'ek-sidecar/sidecar': 'true' });
+    const labels = field(field(field(find(base, 'Deployment').spec, 'template'), 'metadata'), 'labels');
+    assert.equal(field(labels, 'ek-sidecar/sidecar'), 'true');
+    assert.deepEqual(field(service.spec, 'ports'), [{ name: 'ek-metrics', port: 9732, protocol: 'TCP', targetPort: 9732 }]);
+  });
+
+  void test('the demo app never prints the token: it reads the expiry and discards the token API body', () => {
+    const script = asArray(app.args).join('\n');
+    assert.match(script, /wget .*--header 'Ek-Sidecar-Request: true' -O \/dev\/null "\$EK_TOKEN_URL"/);
+    assert.doesNotMatch(script, /cat "\$EK_JWT_FILE"/);
   });
 
   void test('the images are pinned, never latest', () => {
@@ -148,19 +97,62 @@ void describe('deploy/kubernetes (kustomize base)', { skip: kubectlMissing }, ()
     }
   });
 
-  void test('the demo app never prints the token: it reads the expiry and discards the token API body', () => {
-    const script = asArray(app.args).join('\n');
-    assert.match(script, /wget .*--header 'Ek-Sidecar-Request: true' -O \/dev\/null "\$EK_TOKEN_URL"/);
-    assert.doesNotMatch(script, /cat "\$EK_JWT_FILE"/);
+  void test('broker: 2 replicas spread over nodes, a PDB, a Service on 9731, TLS from a whole Secret directory, the hardened context', () => {
+    const objects = render('kubernetes', 'broker');
+    assert.deepEqual(validateObjects(objects), []);
+    assert.deepEqual(kinds(objects), ['Deployment/ek-sidecar-broker', 'NetworkPolicy/ek-sidecar-broker', 'PodDisruptionBudget/ek-sidecar-broker', 'Service/ek-sidecar-broker']);
+    const deployment = find(objects, 'Deployment');
+    assert.equal(field(deployment.spec, 'replicas'), 2);
+    const brokerPod = podSpec(deployment);
+    assert.ok(field(field(brokerPod.affinity, 'podAntiAffinity'), 'preferredDuringSchedulingIgnoredDuringExecution') !== undefined);
+    const broker = named(brokerPod.containers, 'broker');
+    const args = asArray(broker.args).map(String);
+    assert.deepEqual(args.slice(0, 4), ['run', '--listen', '0.0.0.0:9731', '--allow-remote-token-access']);
+    assert.equal(args[args.indexOf('--tls-cert-file') + 1], '/etc/ek-sidecar/tls/tls.crt');
+    assert.equal(args[args.indexOf('--tls-key-file') + 1], '/etc/ek-sidecar/tls/tls.key');
+    assert.deepEqual(args[args.indexOf('--allowed-hosts') + 1]?.split(','), [
+      'ek-sidecar-broker',
+      'ek-sidecar-broker.$(POD_NAMESPACE)',
+      'ek-sidecar-broker.$(POD_NAMESPACE).svc',
+      'ek-sidecar-broker.$(POD_NAMESPACE).svc.cluster.local',
+    ]);
+    assert.deepEqual(field(named(broker.env, 'POD_NAMESPACE'), 'valueFrom'), { fieldRef: { fieldPath: 'metadata.namespace' } });
+    assert.deepEqual(named(broker.volumeMounts, 'ek-broker-tls'), { name: 'ek-broker-tls', mountPath: '/etc/ek-sidecar/tls', readOnly: true });
+    assert.deepEqual(broker.securityContext, sidecar.securityContext);
+    assert.equal(field(field(broker.readinessProbe, 'httpGet'), 'path'), '/readyz', 'a broker is ready only with a JWT');
+    assert.equal(field(find(objects, 'PodDisruptionBudget').spec, 'minAvailable'), 1);
+    const policy = find(objects, 'NetworkPolicy');
+    assert.deepEqual(field(asArray(field(asArray(field(policy.spec, 'ingress'))[0], 'from'))[0], 'podSelector'), { matchLabels: { 'ek-sidecar/sidecar': 'true' } });
   });
 
-  void test('the metrics Service selects the pod and targets the sidecar metrics port', () => {
-    const service = objects.find((object) => object.kind === 'Service');
-    const selector = field(field(service, 'spec'), 'selector');
-    const labels = field(field(field(field(deployment, 'spec'), 'template'), 'metadata'), 'labels');
-    assert.ok(isObject(selector) && isObject(labels));
-    for (const [key, value] of Object.entries(selector)) assert.equal(labels[key], value, `pod lacks label ${key}`);
-    const containerPort = field(named(sidecar.ports, 'metrics'), 'containerPort');
-    assert.deepEqual(field(field(service, 'spec'), 'ports'), [{ name: 'metrics', port: 9732, protocol: 'TCP', targetPort: containerPort }]);
+  void test('overlays/broker: the demo\'s sidecar exchanges with the broker, which alone talks to Enkryptify', () => {
+    const objects = render('kubernetes', 'overlays', 'broker');
+    assert.deepEqual(validateObjects(objects), []);
+    const demoSidecar = named(podSpec(find(objects, 'Deployment', 'ek-sidecar-demo')).initContainers, 'ek-sidecar');
+    assert.equal(envOf(demoSidecar).get('EK_API_URL'), 'https://ek-sidecar-broker:9731');
+    const brokerPod = podSpec(find(objects, 'Deployment', 'ek-sidecar-broker'));
+    assert.equal(maybeNamed(brokerPod.initContainers, 'ek-sidecar'), undefined, 'no sidecar injected into the broker');
+    assert.equal(envOf(named(brokerPod.containers, 'broker')).has('EK_API_URL'), false);
+  });
+
+  void test('overlays/oidc: a ServiceAccount and a projected token, no Secret anywhere', () => {
+    const objects = render('kubernetes', 'overlays', 'oidc');
+    assert.deepEqual(validateObjects(objects), []);
+    assert.equal(objects.some((object) => object.kind === 'Secret'), false);
+    const demo = podSpec(find(objects, 'Deployment', 'ek-sidecar-demo'));
+    assert.equal(demo.serviceAccountName, 'ek-sidecar-demo');
+    assert.equal(field(find(objects, 'ServiceAccount').metadata, 'name'), 'ek-sidecar-demo');
+    assert.equal(asArray(demo.volumes).some((volume) => field(volume, 'secret') !== undefined), false);
+    assert.equal(envOf(named(demo.initContainers, 'ek-sidecar')).get('EK_AUTH'), 'oidc');
+  });
+
+  void test('deploy/monitoring: a PodMonitor on the sidecars\' own port name, the PrometheusRule, the dashboard ConfigMap', () => {
+    const objects = render('monitoring');
+    assert.deepEqual(validateObjects(objects), []);
+    assert.deepEqual(kinds(objects), ['ConfigMap/ek-sidecar-dashboard', 'PodMonitor/ek-sidecar', 'PrometheusRule/ek-sidecar']);
+    const monitor = find(objects, 'PodMonitor');
+    assert.deepEqual(field(field(monitor.spec, 'selector'), 'matchLabels'), { 'ek-sidecar/sidecar': 'true' });
+    assert.equal(field(asArray(field(monitor.spec, 'podMetricsEndpoints'))[0], 'port'), 'ek-metrics');
+    assert.equal(field(find(objects, 'ConfigMap').metadata, 'labels') !== undefined, true);
   });
 });
