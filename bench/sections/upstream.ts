@@ -52,8 +52,8 @@ async function steadyState(profile: Profile['upstream'], fixture: Fixture): Prom
 
 function stateVouchesForJwt(stateFile: string): boolean {
   try {
-    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { jwtFingerprint?: unknown };
-    return typeof state.jwtFingerprint === 'string' && state.jwtFingerprint !== '';
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { jwt?: { fingerprint?: unknown } | null };
+    return typeof state.jwt?.fingerprint === 'string' && state.jwt.fingerprint !== '';
   } catch {
     return false;
   }
