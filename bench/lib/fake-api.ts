@@ -1,6 +1,6 @@
-// The fake Enkryptify API (test/helpers/fake-api-cli.ts) in its own process, so that it never shares an event
+// The fake Enkryptify API (testkit/fake-api/cli.ts) in its own process, so that it never shares an event
 // loop with the bench; its request log is read through its control API.
-import type { LogEntry } from '../../test/helpers/fake-api.ts';
+import type { LogEntry } from '../../testkit/fake-api/server.ts';
 import { FAKE_API_CLI } from './paths.ts';
 import { spawnNode, type Child } from './processes.ts';
 import { waitFor } from './wait.ts';

@@ -5,4 +5,4 @@ export const BENCH_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const PROJECT_ROOT = join(BENCH_DIR, '..');
 /** The built CLI: what users run. `npm run bench` builds it first. */
 export const CLI = join(PROJECT_ROOT, 'dist', 'bin.js');
-export const FAKE_API_CLI = join(PROJECT_ROOT, 'test', 'helpers', 'fake-api-cli.ts');
+export const FAKE_API_CLI = join(PROJECT_ROOT, 'testkit', 'fake-api', 'cli.ts');

@@ -183,7 +183,7 @@ void describe('Dockerfile', () => {
         for (const source of copy.sources) assert.ok(included(source), `${source} is copied but excluded by .dockerignore`);
       }
     }
-    for (const path of ['node_modules', 'dist', '.git', 'test', 'helm', '.env']) {
+    for (const path of ['node_modules', 'dist', '.git', 'test', 'testkit', 'bench', 'helm', '.env']) {
       assert.equal(included(path), false, `${path} should not be in the build context`);
     }
   });

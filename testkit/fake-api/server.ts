@@ -1,7 +1,7 @@
 // A fake Enkryptify API that keeps the upstream contract (/work/shared/SPEC.md, exchange.openapi.yaml):
 // POST /v1/auth/exchange, per-token and per-IP rolling-window limits that count every request, RateLimit-*
 // headers on every answer, `{"message"}` errors; plus fault injection and a request log so tests can observe
-// what a client did. Loopback only. Faults and the control API: fake-api-faults.ts.
+// what a client did. Loopback only. Faults and the control API: faults.ts.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIPv4, type Socket } from 'node:net';
@@ -17,9 +17,9 @@ import {
   type Fault,
   type FaultName,
   type FaultSpec,
-} from './fake-api-faults.ts';
+} from './faults.ts';
 
-export * from './fake-api-faults.ts';
+export * from './faults.ts';
 
 export const EXCHANGE_PATH = '/v1/auth/exchange';
 export type TokenStatus = 'ok' | 'forbidden';

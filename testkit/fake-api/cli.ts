@@ -1,10 +1,10 @@
-// Runs the fake Enkryptify API (fake-api.ts) as its own process, for the demo, the benchmarks and black-box tests.
+// Runs the fake Enkryptify API (server.ts) as its own process, for the demo, the benchmarks and black-box tests.
 // Prints one JSON line {"url","port"} on stdout once listening; the /__control/… API is on. SIGTERM/SIGINT: exit 0.
 // Never prints a token: usage errors are redacted, and only fingerprints leave through the control API's log.
 import { parseArgs } from 'node:util';
-import { isLoopbackHost, isWellFormedToken, startFakeApi, type FakeApiOptions, type TokenStatus } from './fake-api.ts';
+import { isLoopbackHost, isWellFormedToken, startFakeApi, type FakeApiOptions, type TokenStatus } from './server.ts';
 
-const USAGE = `usage: node test/helpers/fake-api-cli.ts [--port N] [--host 127.0.0.1]
+const USAGE = `usage: node testkit/fake-api/cli.ts [--port N] [--host 127.0.0.1]
   (--token ek_live_… [--token …] | --accept-any-token) [--forbidden-token ek_live_…]
   [--lifetime SECONDS] [--limit N] [--window-ms MS] [--ip-limit N] [--retry-after-date]`;
 

@@ -1,8 +1,8 @@
 // The fault catalogue of the fake Enkryptify API: every way the upstream can fail, by name, so that tests can
 // iterate over the list, and the `/__control/…` API that injects them from another process. The server that
-// applies them is fake-api.ts.
+// applies them is server.ts.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FakeApi } from './fake-api.ts';
+import type { FakeApi } from './server.ts';
 
 /** Non-2xx answers with `{"message"}`. '429' carries the fault's `retryAfter`. */
 export const STATUS_FAULTS = ['500', '502', '503', '429', '401', '403'] as const;
@@ -173,7 +173,7 @@ function field(body: unknown, name: string): unknown {
 }
 
 /**
- * The `/__control/…` API: the library's controls over HTTP, for a fake API in another process (fake-api-cli.ts).
+ * The `/__control/…` API: the library's controls over HTTP, for a fake API in another process (cli.ts).
  * Bad input is 400 `{"message"}`. Going down answers first and closes after, so the caller hears back.
  */
 export async function handleControl(api: FakeApi, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
