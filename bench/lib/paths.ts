@@ -2,6 +2,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const BENCH_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** Generated output (results JSON, README section), kept apart from the hand-kept files. */
+export const OUT_DIR = join(BENCH_DIR, 'out');
 export const PROJECT_ROOT = join(BENCH_DIR, '..');
 /** The built CLI: what users run. `npm run bench` builds it first. */
 export const CLI = join(PROJECT_ROOT, 'dist', 'bin.js');
