@@ -57,12 +57,12 @@ export interface TokenTable {
   status(token: string): TokenStatus | 'revoked' | undefined;
 }
 
-/** What a bearer credential is, to the upstream. A JWT-shaped bearer is checked as a JWT, never as an API token. */
+/** What a bearer credential is, to the upstream: a known API token first, else a live JWT of this fake, else invalid. */
 export async function classify(header: string | undefined, tokens: TokenTable, key: Uint8Array, nowMs: number): Promise<CredentialKind> {
   if (header === undefined) return 'none';
   const bearer = bearerOf(header);
   if (bearer === undefined) return 'invalid';
-  if (bearer.split('.').length === 3) return (await isLiveJwt(bearer, key, nowMs)) ? 'jwt' : 'invalid';
   const status = tokens.status(bearer);
-  return (status === 'ok' || status === 'forbidden') && isWellFormedToken(bearer) ? 'api-token' : 'invalid';
+  if ((status === 'ok' || status === 'forbidden') && isWellFormedToken(bearer)) return 'api-token';
+  return bearer.split('.').length === 3 && (await isLiveJwt(bearer, key, nowMs)) ? 'jwt' : 'invalid';
 }

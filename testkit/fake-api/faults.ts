@@ -1,9 +1,10 @@
 // The fault catalogue of the fake Enkryptify API: every way the upstream can fail, by name, so that tests can
 // iterate over the list. A fault targets one route group: 'exchange' (both exchanges: POST /v1/auth/exchange and
 // POST /v1/auth/oidc/exchange; the default) or 'reads' (every other /v1 route: the secret reads and the proxy
-// probes of probes.ts). Status and network faults apply to both; the malformed 200s are exchange answers and
-// target 'exchange' only. The server that applies them is server.ts; control.ts injects them over HTTP.
-import { jsonResponse, MAX_BODY_BYTES, type CannedResponse, JSON_CONTENT_TYPE } from './http.ts';
+// probes of probes.ts). Status and network faults apply to both ('down' stops the whole listener, whichever route
+// triggered it); the malformed 200s are exchange answers and target 'exchange' only. routes.ts applies them;
+// control.ts injects them over HTTP.
+import { JSON_CONTENT_TYPE, jsonResponse, MAX_BODY_BYTES, type CannedResponse } from './http.ts';
 
 export { MAX_BODY_BYTES };
 

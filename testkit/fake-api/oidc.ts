@@ -6,7 +6,8 @@
 //        `iss` equal, `aud` (string or array) holding the audience (default "enkryptify"), `exp` ahead, `nbf` (if
 //        any) passed, `sub` of the form system:serviceaccount:<namespace>:<name>; or no issuer is configured
 //   403  an allow-list of (sub, workspaceId) bindings is configured and this pair is not on it
-// Times are the server's injected clock. The rate limit (10/min per verified `sub`) and the answer live in server.ts.
+// Times are the server's injected clock. An Authorization header is ignored here (the log's `credential` shows
+// whether one came). The rate limit (10/min per verified `sub`) and the answer live in routes.ts.
 import { errors, jwtVerify, type CryptoKey, type JWK, type KeyObject } from 'jose';
 import type { MintOptions } from '../projected-token.ts';
 import { isJsonContentType, message, type CannedResponse } from './http.ts';
