@@ -4,7 +4,7 @@ import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  { ignores: ['dist/', 'node_modules/', 'bench/results.json'] },
+  { ignores: ['dist/', 'node_modules/', 'bench/out/'] },
   js.configs.recommended,
   tseslint.configs.strictTypeChecked,
   {

@@ -1,10 +1,10 @@
 // `npm run bench`: what users pay for ek-sidecar, beside baselines in one run. Wiring only: parse the command line,
 // run each section, print the table, write the results JSON and (on a full run) the README section.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describeMachine } from './lib/machine.ts';
 import { parseOptions, USAGE, type BenchOptions, type Profile, type SectionName } from './lib/options.ts';
-import { BENCH_DIR, CLI } from './lib/paths.ts';
+import { BENCH_DIR, CLI, OUT_DIR } from './lib/paths.ts';
 import { installCleanup, runningChildren, stopAll } from './lib/processes.ts';
 import { renderNotes, renderReadme, renderTable, type FailedSection, type SavedResults, type SectionResult } from './lib/report.ts';
 import { coldStart } from './sections/cold-start.ts';
@@ -24,8 +24,13 @@ const RUNNERS: Record<SectionName, (profile: Profile) => Promise<SectionResult>>
 };
 
 function parseOrExit(): BenchOptions {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
   try {
-    return parseOptions(process.argv.slice(2));
+    return parseOptions(argv);
   } catch (error) {
     process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n${USAGE}\n`);
     process.exit(2);
@@ -42,7 +47,7 @@ const options = parseOrExit();
 if (options.render) {
   // Re-render only: the README section from an earlier run's JSON and the current findings.md.
   const saved = JSON.parse(readFileSync(options.out, 'utf8')) as SavedResults;
-  const readme = options.readme ?? join(BENCH_DIR, 'README-section.md');
+  const readme = options.readme ?? join(OUT_DIR, 'README-section.md');
   writeFileSync(readme, renderReadme({ ...saved, results: Object.values(saved.sections), findings: findings() }));
   process.stderr.write(`bench: wrote ${readme} from ${options.out}\n`);
   process.exit(0);
@@ -93,10 +98,12 @@ const json: SavedResults = {
   sections: Object.fromEntries(results.map((result) => [result.name, result])),
   failed,
 };
+mkdirSync(dirname(options.out), { recursive: true });
 writeFileSync(options.out, `${JSON.stringify(json, null, 2)}\n`);
 process.stderr.write(`bench: wrote ${options.out} (${totalSec} s in all)\n`);
 
 if (options.readme !== undefined) {
+  mkdirSync(dirname(options.readme), { recursive: true });
   writeFileSync(options.readme, renderReadme({ results, failed, machine, command, generatedAt, findings: findings() }));
   process.stderr.write(`bench: wrote ${options.readme}\n`);
 }

@@ -1,6 +1,6 @@
-// The fake Enkryptify API (test/helpers/fake-api-cli.ts) in its own process, so that it never shares an event
+// The fake Enkryptify API (testkit/fake-api/cli.ts) in its own process, so that it never shares an event
 // loop with the bench; its request log is read through its control API.
-import type { LogEntry } from '../../test/helpers/fake-api.ts';
+import type { LogEntry } from '../../testkit/fake-api/server.ts';
 import { FAKE_API_CLI } from './paths.ts';
 import { spawnNode, type Child } from './processes.ts';
 import { waitFor } from './wait.ts';
@@ -28,7 +28,7 @@ export interface FakeApiProcess {
   readonly url: string;
   readonly child: Child;
   log(): Promise<FakeApiLog>;
-  /** Successful exchanges (status 200) logged so far. */
+  /** Successful exchanges (status 200 on either exchange route) logged so far. */
   exchanges(): Promise<number>;
   close(): Promise<void>;
 }
@@ -61,7 +61,7 @@ export async function startFakeApiProcess(options: FakeApiProcessOptions): Promi
     child,
     log,
     async exchanges() {
-      return (await log()).entries.filter((entry) => entry.status === 200).length;
+      return (await log()).entries.filter((entry) => entry.status === 200 && (entry.route === 'exchange' || entry.route === 'oidc-exchange')).length;
     },
     async close() {
       await child.stop('SIGTERM', 2_000);

@@ -1,7 +1,7 @@
 // Command line of `npm run bench` and the durations of each mode (full, --quick, --smoke).
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BENCH_DIR } from './paths.ts';
+import { OUT_DIR } from './paths.ts';
 
 export const SECTIONS = ['token', 'cold-start', 'idle', 'upstream', 'fleet', 'startup-cost'] as const;
 export type SectionName = (typeof SECTIONS)[number];
@@ -62,7 +62,7 @@ export const USAGE = `usage: node bench/run.ts [--quick | --smoke] [--only SECTI
                          [--fleet-sizes 10,50,100] [--fleet-scale 100] [--fleet-steady LIFETIMES]
        node bench/run.ts --render [--out results.json] [--readme FILE]   (re-render the README section only)
   sections: ${SECTIONS.join(', ')}
-  --out defaults to bench/results.json; a full run of every section without --out also writes bench/README-section.md`;
+  --out defaults to bench/out/results.json; a full run of every section without --out also writes bench/out/README-section.md`;
 
 function isSection(name: string): name is SectionName {
   return (SECTIONS as readonly string[]).includes(name);
@@ -104,7 +104,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   if (unknown.length > 0) throw new Error(`unknown section ${unknown.join(', ')}; known: ${SECTIONS.join(', ')}`);
   const sections = only.length === 0 ? SECTIONS : SECTIONS.filter((name) => only.includes(name));
   const everything = sections.length === SECTIONS.length;
-  const readmeFile = join(BENCH_DIR, 'README-section.md');
+  const readmeFile = join(OUT_DIR, 'README-section.md');
   const defaultReadme = values.render || (mode === 'full' && everything && values.out === undefined) ? readmeFile : undefined;
   const base = PROFILES[mode];
   const sizes = values['fleet-sizes']?.split(',').map((item) => positiveInteger('--fleet-sizes', item)) ?? base.fleet.sizes;
@@ -114,7 +114,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     mode,
     profile: { ...base, fleet: { ...base.fleet, sizes, scale, steadyLifetimes: steady } },
     sections,
-    out: values.out ?? join(BENCH_DIR, 'results.json'),
+    out: values.out ?? join(OUT_DIR, 'results.json'),
     readme: values['no-readme'] ? undefined : (values.readme ?? defaultReadme),
     render: values.render,
   };

@@ -2,7 +2,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const BENCH_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** Generated output (results JSON, README section), kept apart from the hand-kept files. */
+export const OUT_DIR = join(BENCH_DIR, 'out');
 export const PROJECT_ROOT = join(BENCH_DIR, '..');
 /** The built CLI: what users run. `npm run bench` builds it first. */
 export const CLI = join(PROJECT_ROOT, 'dist', 'bin.js');
-export const FAKE_API_CLI = join(PROJECT_ROOT, 'test', 'helpers', 'fake-api-cli.ts');
+export const FAKE_API_CLI = join(PROJECT_ROOT, 'testkit', 'fake-api', 'cli.ts');

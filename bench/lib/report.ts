@@ -112,7 +112,7 @@ export function renderReadme(input: ReadmeInput): string {
     '',
     `What the sidecar costs its users, measured beside baselines in the same run (\`${input.command}\`, ${input.generatedAt}).`,
     'The machine is shared and noisy, so every figure is a median of alternated rounds and the verdicts use ratios to a',
-    'baseline run at the same time on the same Node.js, never an absolute time. Raw figures: `bench/results.json`.',
+    'baseline run at the same time on the same Node.js, never an absolute time. Raw figures: `bench/out/results.json`.',
     '',
     renderMachine(input.machine),
     '',

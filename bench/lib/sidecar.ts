@@ -2,7 +2,7 @@
 import { CLI } from './paths.ts';
 import { spawnNode, type Child } from './processes.ts';
 import { waitFor } from './wait.ts';
-import { baseArgs } from '../../test/helpers/daemon.ts';
+import { baseArgs } from '../../testkit/daemon-args.ts';
 
 export const MSG_STARTED = 'ek-sidecar started';
 export const MSG_EXCHANGED = 'exchanged the API token for a new JWT';

@@ -36,4 +36,4 @@ export function times(ratio: number): string {
 }
 
 /** The most of ascending `timesMs` inside any window [t, t + windowMs): the fake API's own count. */
-export { maxInAnyWindow } from '../../test/helpers/fake-api.ts';
+export { maxInAnyWindow } from '../../testkit/fake-api/server.ts';

@@ -4,8 +4,8 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { findLeaks, startDaemon, tempDir, waitFor } from '../helpers/daemon.ts';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.ts';
-import { createSecretVolume } from '../helpers/kubelet-secret.ts';
+import { startFakeApi, type FakeApi } from '../../testkit/fake-api/server.ts';
+import { createSecretVolume } from '../../testkit/kubelet-volume.ts';
 
 const TOKEN = 'ek_live_cli_listen_0123456789abcdef';
 

@@ -8,8 +8,8 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { baseArgs, findLeaks, runCli, startDaemon, tempDir, waitFor, type Daemon } from '../helpers/daemon.ts';
-import { fingerprint, startFakeApi, type FakeApi, type Fault } from '../helpers/fake-api.ts';
-import { createSecretVolume, rotateSecretVolume } from '../helpers/kubelet-secret.ts';
+import { fingerprint, startFakeApi, type FakeApi, type Fault } from '../../testkit/fake-api/server.ts';
+import { createSecretVolume, rotateSecretVolume } from '../../testkit/kubelet-volume.ts';
 
 let counter = 0;
 /** Every API token handed to a daemon, for the leak checks. */

@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { baseArgs, findLeaks, runCli, startDaemon, tempDir, waitFor, type LogLine } from '../helpers/daemon.ts';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.ts';
-import { createSecretVolume, rotateSecretVolume } from '../helpers/kubelet-secret.ts';
+import { startFakeApi, type FakeApi } from '../../testkit/fake-api/server.ts';
+import { createSecretVolume, rotateSecretVolume } from '../../testkit/kubelet-volume.ts';
 import { processGone, readPids } from '../helpers/processes.ts';
 
 const T1 = 'ek_live_hooks_token_one_0123456789abcd';

@@ -8,8 +8,8 @@ import { access, readFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { baseArgs, findLeaks, startDaemon, tempDir, waitFor, type Daemon } from '../helpers/daemon.ts';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.ts';
-import { createSecretVolume, rotateSecretVolume } from '../helpers/kubelet-secret.ts';
+import { startFakeApi, type FakeApi } from '../../testkit/fake-api/server.ts';
+import { createSecretVolume, rotateSecretVolume } from '../../testkit/kubelet-volume.ts';
 
 const FIRST = 'ek_live_promtool_first_0123456789abcdef';
 const SECOND = 'ek_live_promtool_second_0123456789abcdef';

@@ -3,8 +3,8 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { baseArgs, findLeaks, runCli, startDaemon, tempDir, waitFor } from '../helpers/daemon.ts';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.ts';
-import { createSecretVolume, rotateSecretVolume } from '../helpers/kubelet-secret.ts';
+import { startFakeApi, type FakeApi } from '../../testkit/fake-api/server.ts';
+import { createSecretVolume, rotateSecretVolume } from '../../testkit/kubelet-volume.ts';
 import { mulberry32 } from '../helpers/prng.ts';
 
 const A = 'ek_live_restart_token_a_0123456789abcdef';

@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { baseArgs, findLeaks, startDaemon, tempDir, waitFor, type Daemon } from '../helpers/daemon.ts';
-import { MALFORMED_KINDS, startFakeApi, type FakeApi, type Fault } from '../helpers/fake-api.ts';
-import { createSecretVolume, rotateSecretVolume } from '../helpers/kubelet-secret.ts';
+import { MALFORMED_KINDS, startFakeApi, type FakeApi, type Fault } from '../../testkit/fake-api/server.ts';
+import { createSecretVolume, rotateSecretVolume } from '../../testkit/kubelet-volume.ts';
 
 let counter = 0;
 const nextToken = (): string => `ek_live_upstream_${String(++counter).padStart(4, '0')}_${'z'.repeat(20)}`;

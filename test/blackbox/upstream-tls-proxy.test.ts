@@ -7,7 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { baseArgs, findLeaks, startDaemon, tempDir, waitFor } from '../helpers/daemon.ts';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.ts';
+import { startFakeApi, type FakeApi } from '../../testkit/fake-api/server.ts';
 
 const TOKEN = 'ek_live_tls_and_proxy_0123456789abcdef';
 

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { CLI } from '../../testkit/paths.ts';
 
-export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const CLI = join(PROJECT_ROOT, 'dist', 'bin.js');
+export { CLI, PROJECT_ROOT } from '../../testkit/paths.ts';
+export { baseArgs } from '../../testkit/daemon-args.ts';
 
 /** Everything every daemon printed in this test process, for the leak checks. */
 export const allOutput: string[] = [];
@@ -95,19 +95,6 @@ export async function waitFor<T>(probe: () => T | undefined | false | Promise<T 
 export async function tempDir(prefix = 'ek-sidecar-test-'): Promise<{ path: string; remove(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
-}
-
-/** Common flags: loopback ports chosen by the OS, the fake API, files in `dir`. */
-export function baseArgs(options: { apiUrl: string; tokenFile: string; jwtFile: string; extra?: readonly string[] }): string[] {
-  return [
-    'run',
-    '--api-url', options.apiUrl,
-    '--token-file', options.tokenFile,
-    '--jwt-file', options.jwtFile,
-    '--listen', '127.0.0.1:0',
-    '--metrics-listen', '127.0.0.1:0',
-    ...(options.extra ?? []),
-  ];
 }
 
 /** Assert that no secret appears in any byte the daemons printed. */

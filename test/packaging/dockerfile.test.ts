@@ -198,7 +198,7 @@ void describe('Dockerfile', () => {
         for (const source of copy.sources) assert.ok(included(source), `${source} is copied but excluded by .dockerignore`);
       }
     }
-    for (const path of ['node_modules', 'dist', '.git', 'test', 'helm', '.env', 'deploy/kubernetes']) {
+    for (const path of ['node_modules', 'dist', '.git', 'test', 'testkit', 'bench', 'helm', '.env', 'deploy/kubernetes']) {
       assert.equal(included(path), false, `${path} should not be in the build context`);
     }
   });

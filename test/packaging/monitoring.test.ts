@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { baseArgs, startDaemon, tempDir, waitFor, type Daemon } from '../helpers/daemon.ts';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.ts';
-import { createSecretVolume } from '../helpers/kubelet-secret.ts';
+import { startFakeApi, type FakeApi } from '../../testkit/fake-api/server.ts';
+import { createSecretVolume } from '../../testkit/kubelet-volume.ts';
 import { asArray, field, missingTool, projectPath, readProjectFile, run, yamlObjects, type Obj } from './helpers.ts';
 
 const promtoolMissing = missingTool('promtool', ['--version']);

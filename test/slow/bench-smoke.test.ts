@@ -1,5 +1,5 @@
 // The benchmark harness in its smoke mode (seconds): every section runs against the built CLI and lands in the
-// results JSON. Needs dist/ (npm test builds it first). Writes to a temp file, never to bench/results.json.
+// results JSON. Needs dist/ (npm test builds it first). Writes to a temp file, never to bench/out/.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';

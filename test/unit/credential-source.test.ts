@@ -7,7 +7,7 @@ import type { Credential } from '../../src/credentials/credential.ts';
 import { startCredentialSource } from '../../src/credentials/credential-source.ts';
 import { createMetrics } from '../../src/observe/metrics.ts';
 import { tempDir, waitFor } from '../helpers/daemon.ts';
-import { createSecretVolume, rotateSecretVolume } from '../helpers/kubelet-secret.ts';
+import { createSecretVolume, rotateSecretVolume } from '../../testkit/kubelet-volume.ts';
 
 const A = 'ek_live_source_token_a_0123456789';
 const B = 'ek_live_source_token_b_0123456789';

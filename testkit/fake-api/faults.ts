@@ -1,8 +1,12 @@
 // The fault catalogue of the fake Enkryptify API: every way the upstream can fail, by name, so that tests can
-// iterate over the list, and the `/__control/…` API that injects them from another process. The server that
-// applies them is fake-api.ts.
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FakeApi } from './fake-api.ts';
+// iterate over the list. A fault targets one route group: 'exchange' (both exchanges: POST /v1/auth/exchange and
+// POST /v1/auth/oidc/exchange; the default) or 'reads' (every other /v1 route: the secret reads and the proxy
+// probes of probes.ts). Status and network faults apply to both ('down' stops the whole listener, whichever route
+// triggered it); the malformed 200s are exchange answers and target 'exchange' only. routes.ts applies them;
+// control.ts injects them over HTTP.
+import { JSON_CONTENT_TYPE, jsonResponse, MAX_BODY_BYTES, type CannedResponse } from './http.ts';
+
+export { MAX_BODY_BYTES };
 
 /** Non-2xx answers with `{"message"}`. '429' carries the fault's `retryAfter`. */
 export const STATUS_FAULTS = ['500', '502', '503', '429', '401', '403'] as const;
@@ -38,9 +42,15 @@ export type MalformedKind = (typeof MALFORMED_KINDS)[number];
 export type FaultName = StatusFault | NetworkFault | MalformedKind;
 export const FAULT_NAMES: readonly FaultName[] = [...STATUS_FAULTS, ...NETWORK_FAULTS, ...MALFORMED_KINDS];
 
+/** Which requests a fault answers: both exchanges, or every other /v1 route. */
+export const FAULT_ROUTES = ['exchange', 'reads'] as const;
+export type FaultRoute = (typeof FAULT_ROUTES)[number];
+
 /** A fault with its parameters; each parameter only matters to the fault named beside it. */
 export interface FaultSpec {
   readonly fault: FaultName;
+  /** Default 'exchange'. */
+  readonly route?: FaultRoute;
   /** '429': seconds, or a string sent verbatim (an HTTP-date, or garbage to test the parser). Default 1. */
   readonly retryAfter?: number | string;
   /** 'slow': how long before the normal answer. Default 1000. */
@@ -54,11 +64,19 @@ export type Fault = FaultName | FaultSpec;
 
 export const DEFAULT_SLOW_MS = 1000;
 export const DEFAULT_SHORT_LIFETIME_SEC = 30;
-/** The body cap of SPEC.md; 'body-too-large' goes just over it. */
-export const MAX_BODY_BYTES = 64 * 1024;
 
-export function toFaultSpec(fault: Fault): FaultSpec {
-  return typeof fault === 'string' ? { fault } : fault;
+/** The spec with its route settled (`route`, else the spec's, else 'exchange'); a malformed kind on reads throws. */
+export function toFaultSpec(fault: Fault, route?: FaultRoute): FaultSpec & { readonly route: FaultRoute } {
+  const spec = typeof fault === 'string' ? { fault } : fault;
+  const settled = { ...spec, route: route ?? spec.route ?? 'exchange' };
+  if (settled.route === 'reads' && isMalformedKind(settled.fault)) {
+    throw new Error(`fault ${settled.fault} is an exchange answer; it cannot target reads`);
+  }
+  return settled;
+}
+
+export function isFaultRoute(value: unknown): value is FaultRoute {
+  return typeof value === 'string' && (FAULT_ROUTES as readonly string[]).includes(value);
 }
 
 export function isFaultName(value: unknown): value is FaultName {
@@ -73,9 +91,10 @@ export function isMalformedKind(name: FaultName): name is MalformedKind {
 export function parseFaultSpec(value: unknown): FaultSpec {
   if (typeof value !== 'object' || value === null) throw new Error('expected a JSON object with "fault"');
   const record = value as Record<string, unknown>;
-  const { fault, retryAfter, delayMs, lifetimeSec, downMs } = record;
+  const { fault, route, retryAfter, delayMs, lifetimeSec, downMs } = record;
   if (!isFaultName(fault)) throw new Error(`unknown fault ${JSON.stringify(fault)}; known: ${FAULT_NAMES.join(', ')}`);
   const spec: { -readonly [K in keyof FaultSpec]: FaultSpec[K] } = { fault };
+  if (route !== undefined) spec.route = parseFaultRoute(route);
   if (typeof retryAfter === 'number' || typeof retryAfter === 'string') spec.retryAfter = retryAfter;
   const delay = optionalNonNegative(delayMs, 'delayMs');
   if (delay !== undefined) spec.delayMs = delay;
@@ -86,17 +105,15 @@ export function parseFaultSpec(value: unknown): FaultSpec {
   return spec;
 }
 
+export function parseFaultRoute(value: unknown): FaultRoute {
+  if (!isFaultRoute(value)) throw new Error(`unknown route ${JSON.stringify(value)}; known: ${FAULT_ROUTES.join(', ')}`);
+  return value;
+}
+
 function optionalNonNegative(value: unknown, name: string): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number >= 0`);
   return value;
-}
-
-/** A complete answer, written as is. */
-export interface CannedResponse {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: string;
 }
 
 export interface MalformedContext {
@@ -108,14 +125,9 @@ export interface MalformedContext {
   readonly exchangeUrl: string;
 }
 
-export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
-
 type Body = Record<string, unknown>;
 type Builder = (good: Body, ctx: MalformedContext, spec: FaultSpec) => Promise<CannedResponse> | CannedResponse;
 
-export function jsonResponse(status: number, value: unknown, headers: Readonly<Record<string, string>> = {}): CannedResponse {
-  return { status, headers: { ...headers, 'content-type': JSON_CONTENT_TYPE }, body: JSON.stringify(value) };
-}
 const json = (value: unknown): CannedResponse => jsonResponse(200, value);
 const without = (body: Body, key: string): Body => Object.fromEntries(Object.entries(body).filter(([k]) => k !== key));
 const withRaw = (raw: string): CannedResponse => ({ status: 200, headers: { 'content-type': JSON_CONTENT_TYPE }, body: raw });
@@ -153,86 +165,12 @@ export async function malformedResponse(spec: FaultSpec & { fault: MalformedKind
   return BUILDERS[spec.fault](good, ctx, spec);
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': JSON_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+/** The answer of a status fault: its status and `{"message"}`; a 429 carries the fault's Retry-After. */
+export function statusFaultResponse(spec: FaultSpec & { fault: StatusFault }): CannedResponse {
+  const retryAfter: Record<string, string> = spec.fault === '429' ? { 'retry-after': String(spec.retryAfter ?? 1) } : {};
+  return jsonResponse(Number(spec.fault), { message: `injected fault ${spec.fault}` }, retryAfter);
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  let text = '';
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    text += chunk.toString('utf8');
-    if (text.length > MAX_BODY_BYTES) throw new Error('control body over 64 KiB');
-  }
-  return text.trim() === '' ? {} : (JSON.parse(text) as unknown);
-}
-
-function field(body: unknown, name: string): unknown {
-  return typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[name] : undefined;
-}
-
-/**
- * The `/__control/…` API: the library's controls over HTTP, for a fake API in another process (fake-api-cli.ts).
- * Bad input is 400 `{"message"}`. Going down answers first and closes after, so the caller hears back.
- */
-export async function handleControl(api: FakeApi, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-  const reply = (status: number, body: unknown): void => { sendJson(res, status, body); };
-  const afterReply = (run: () => Promise<void>): void => { res.once('finish', () => void run().catch(() => undefined)); };
-  const route = `${req.method ?? ''} ${url.pathname.slice('/__control'.length)}`;
-  try {
-    switch (route) {
-      case 'GET /log': {
-        const windowMs = url.searchParams.get('windowMs');
-        reply(200, { ...api.summary(windowMs === null ? undefined : Number(windowMs)), entries: api.log });
-        return;
-      }
-      case 'GET /issued':
-        reply(200, { issued: api.issued() });
-        return;
-      case 'POST /reset':
-        api.reset();
-        reply(200, { ok: true });
-        return;
-      case 'POST /mode': {
-        const body = await readJson(req);
-        const spec = field(body, 'fault') === 'ok' ? 'ok' : parseFaultSpec(body);
-        if (spec !== 'ok' && spec.fault === 'down') afterReply(() => api.setMode(spec));
-        else await api.setMode(spec);
-        reply(200, { mode: spec === 'ok' ? 'ok' : spec.fault });
-        return;
-      }
-      case 'POST /enqueue': {
-        const body = await readJson(req);
-        const count = field(body, 'count') ?? 1;
-        if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) throw new Error('count must be an integer >= 1');
-        api.enqueue(parseFaultSpec(body), count);
-        reply(200, { queued: count });
-        return;
-      }
-      case 'POST /revoke':
-      case 'POST /allow':
-      case 'POST /forbid': {
-        const token = field(await readJson(req), 'token');
-        if (typeof token !== 'string' || token === '') throw new Error('expected {"token": "…"}');
-        const verb = route.slice('POST /'.length);
-        if (verb === 'revoke') api.revoke(token);
-        else if (verb === 'allow') api.allow(token);
-        else api.forbid(token);
-        reply(200, { ok: true });
-        return;
-      }
-      case 'POST /down': {
-        const ms = Number(url.searchParams.get('ms'));
-        if (!Number.isFinite(ms) || ms <= 0) throw new Error('down needs ?ms=<milliseconds > 0>');
-        afterReply(() => api.down(ms));
-        reply(202, { downForMs: ms });
-        return;
-      }
-      default:
-        reply(404, { message: `no control route ${route}` });
-    }
-  } catch (error) {
-    reply(400, { message: error instanceof Error ? error.message : String(error) });
-  }
+export function isStatusFault(name: FaultName): name is StatusFault {
+  return (STATUS_FAULTS as readonly string[]).includes(name);
 }

@@ -16,7 +16,7 @@ import {
   type FakeApi,
   type FakeApiOptions,
   type MalformedKind,
-} from './helpers/fake-api.ts';
+} from '../../testkit/fake-api/server.ts';
 
 const TOKEN = 'ek_live_test_ok_0001';
 const FORBIDDEN = 'ek_live_test_forbidden';
@@ -350,7 +350,7 @@ void describe('secrets and control', () => {
   });
 
   void test('the CLI serves the same API with its control routes, and exits 0 on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['test/helpers/fake-api-cli.ts', '--token', TOKEN, '--limit', '2', '--lifetime', '60'], {
+    const child = spawn(process.execPath, ['testkit/fake-api/cli.ts', '--token', TOKEN, '--limit', '2', '--lifetime', '60'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';

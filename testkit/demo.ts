@@ -7,9 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CLI, PROJECT_ROOT } from './helpers/daemon.ts';
-import { startFakeApi } from './helpers/fake-api.ts';
-import { createSecretVolume, rotateSecretVolume } from './helpers/kubelet-secret.ts';
+import { startFakeApi } from './fake-api/server.ts';
+import { createSecretVolume, rotateSecretVolume } from './kubelet-volume.ts';
+import { CLI, PROJECT_ROOT } from './paths.ts';
 
 const { values } = parseArgs({
   options: {

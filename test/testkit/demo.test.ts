@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { PROJECT_ROOT } from './helpers/daemon.ts';
+import { PROJECT_ROOT } from '../helpers/daemon.ts';
 
 test('npm run demo starts the daemon against the fake API and serves a JWT', async () => {
-  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'test', 'demo.ts'), '--exit-when-ready'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'testkit', 'demo.ts'), '--exit-when-ready'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk; });
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk; });

@@ -1,0 +1,60 @@
+// Kubernetes volumes as the kubelet's AtomicWriter lays them out, for secret volumes and projected
+// service-account tokens alike: the files in a timestamped directory `..<stamp>`, `..data` a symlink to it, and each
+// file a symlink to `..data/<file>`. An update writes a new directory, points a new `..data_tmp` link at it, renames
+// that over `..data` (the one atomic step), then removes the old directory. The kubelet rotates a projected token
+// this way at 80 % of its life.
+import { mkdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+let generation = 0;
+
+/** A secret volume holding `token`; returns the path of the `token` link. */
+export async function createSecretVolume(dir: string, token: string): Promise<string> {
+  return createAtomicVolume(dir, 'token', token, 0o644);
+}
+
+/** Rotate the token exactly as the kubelet does: new directory, new `..data_tmp` link renamed over `..data`, old directory removed. */
+export async function rotateSecretVolume(dir: string, token: string): Promise<void> {
+  await updateAtomicVolume(dir, 'token', token, 0o644);
+}
+
+export interface ProjectedTokenVolumeOptions {
+  /** The `path` of the serviceAccountToken source. Default "token". */
+  readonly file?: string;
+  /** The file's mode. Default 0644, a projected volume's `defaultMode`. */
+  readonly mode?: number;
+}
+
+/** A projected volume with one serviceAccountToken source; returns the path of the token's link. */
+export async function createProjectedTokenVolume(dir: string, token: string, options: ProjectedTokenVolumeOptions = {}): Promise<string> {
+  return createAtomicVolume(dir, options.file ?? 'token', token, options.mode ?? 0o644);
+}
+
+/** The kubelet's rotation of a projected token: the same `..data` swap as a secret's. */
+export async function rotateProjectedTokenVolume(dir: string, token: string, options: ProjectedTokenVolumeOptions = {}): Promise<void> {
+  await updateAtomicVolume(dir, options.file ?? 'token', token, options.mode ?? 0o644);
+}
+
+async function createAtomicVolume(dir: string, file: string, content: string, mode: number): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const first = await writeGeneration(dir, file, content, mode);
+  await symlink(first, join(dir, '..data'));
+  await symlink(join('..data', file), join(dir, file));
+  return join(dir, file);
+}
+
+async function updateAtomicVolume(dir: string, file: string, content: string, mode: number): Promise<void> {
+  const previous = await readlink(join(dir, '..data'));
+  const next = await writeGeneration(dir, file, content, mode);
+  await symlink(next, join(dir, '..data_tmp'));
+  await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+  await rm(join(dir, previous), { recursive: true, force: true });
+}
+
+async function writeGeneration(dir: string, file: string, content: string, mode: number): Promise<string> {
+  generation += 1;
+  const stamp = `..${new Date().toISOString().replace(/[-:T.Z]/g, '_')}${process.pid}_${generation}`;
+  await mkdir(join(dir, stamp));
+  await writeFile(join(dir, stamp, file), content, { mode });
+  return stamp;
+}
