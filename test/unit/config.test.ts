@@ -28,7 +28,7 @@ void describe('resolveConfig defaults', () => {
       proxy: 'verify',
       // SPEC says 0.0.0.0:9732; `:9732` also reaches IPv6-only pods (undefined host: IPv6 and IPv4).
       metricsListen: { host: undefined, port: 9732 },
-      refreshWindow: [0.6, 0.8],
+      refreshWindow: [0.7, 0.85],
       minTtlMs: 60_000,
       rateLimit: { max: 10, windowMs: 60_000 },
       timeoutMs: 10_000,

@@ -189,3 +189,30 @@ void describe('planNextStep', () => {
     });
   }
 });
+
+void describe('the default refresh window: cheap and still safe (a table over the upstream\'s 900 s JWT)', () => {
+  const WINDOW: readonly [number, number] = [0.7, 0.85];
+  const LIFETIME = 900_000;
+  const LADDER_TO_CAP = [1, 2, 4, 8, 16, 32].reduce((sum, s) => sum + s * 1_000, 0);
+  const UPSTREAM_WINDOW = 60_000;
+
+  void it('costs E[1/f] = ln(b/a)/(b-a) ≤ 1.3 exchanges per lifetime (SPEC\'s 0.6,0.8 costs 1.44)', () => {
+    const cost = (w: readonly [number, number]): number => Math.log(w[1] / w[0]) / (w[1] - w[0]);
+    assert.ok(cost(WINDOW) <= 1.3, String(cost(WINDOW)));
+    assert.ok(Math.abs(cost([0.6, 0.8]) - 1.438) < 0.001);
+  });
+
+  const table: readonly { minTtlMs: number; margin: number }[] = [
+    { minTtlMs: 60_000, margin: 75_000 },
+    { minTtlMs: 30_000, margin: 105_000 },
+  ];
+  for (const row of table) {
+    void it(`with --min-ttl ${String(row.minTtlMs / 1000)} s, the latest draw leaves ${String(row.margin / 1000)} s of retries: the ladder to its cap (63 s) and one upstream window plus backoff (61 s)`, () => {
+      const latestDraw = refreshPoint({ issuedAtMs: T0, expiresAtMs: T0 + LIFETIME }, WINDOW, row.minTtlMs, fixed(1));
+      const margin = T0 + LIFETIME - row.minTtlMs - latestDraw;
+      assert.equal(margin, row.margin);
+      assert.ok(margin >= LADDER_TO_CAP, `${String(margin)} ms covers 1+2+4+8+16+32 s of backoff`);
+      assert.ok(margin >= UPSTREAM_WINDOW + 1_000, `${String(margin)} ms covers a Retry-After of the upstream's 60 s window`);
+    });
+  }
+});
