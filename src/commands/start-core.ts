@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Config } from '../config/config.ts';
 import { createExchangeClient, type ExchangeClient } from '../upstream/exchange-client.ts';
-import { probeJwtPath, removeStaleTemporaryFiles } from '../disk/jwt-file.ts';
+import { probeJwtPath, removeStaleTemporaryFiles } from '../disk/temporary-files.ts';
 import { createFileStore, loadFromDisk } from '../disk/jwt-sink.ts';
 import { createMetrics, type Metrics } from '../observe/metrics.ts';
 import { Refresher, type RefresherEvents } from '../refresh/refresher.ts';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'chokidar';
 import { fingerprint } from '../upstream/jwt-claims.ts';
-import { reason } from '../disk/jwt-file.ts';
+import { describeError } from '../core/errors.ts';
 
 export const MAX_TOKEN_BYTES = 4096;
 /** The safety net under the file watch: the token file is re-read this often and compared by hash. */
@@ -43,7 +43,7 @@ export async function readApiTokenFile(path: string): Promise<TokenRead> {
     text = await readFile(path, 'utf8');
   } catch (error) {
     const missing = error instanceof Error && 'code' in error && error.code === 'ENOENT';
-    return { ok: false, problem: missing ? 'missing' : 'unreadable', message: `token file ${path} ${missing ? 'does not exist' : `is unreadable: ${reason(error)}`}` };
+    return { ok: false, problem: missing ? 'missing' : 'unreadable', message: `token file ${path} ${missing ? 'does not exist' : `is unreadable: ${describeError(error)}`}` };
   }
   return parseApiToken(text, `token file ${path}`);
 }

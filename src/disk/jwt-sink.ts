@@ -1,5 +1,6 @@
 import type { Config } from '../config/config.ts';
-import { readJwtFile, writeFileAtomically } from './jwt-file.ts';
+import { writeFileAtomically } from './atomic-write.ts';
+import { readJwtFile } from './jwt-file.ts';
 import { renderJwt } from './jwt-format.ts';
 import { merge } from '../refresh/rate-limit.ts';
 import type { JwtStore } from '../refresh/refresher.ts';

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { ExchangeRecord } from '../refresh/rate-limit.ts';
-import { writeFileAtomically } from './jwt-file.ts';
+import { writeFileAtomically } from './atomic-write.ts';
 
 /**
  * What the daemon remembers across restarts, beside the JWT file. It never holds a secret: tokens and JWTs
