@@ -1,6 +1,10 @@
-import { readFile, rm } from 'node:fs/promises';
-import { DiskError, describeError } from '../core/errors.ts';
+import { rm } from 'node:fs/promises';
+import { DiskError } from '../core/errors.ts';
 import { expiryFromClaims, isThreePartJwt } from '../upstream/jwt-claims.ts';
+import { readBoundedFile } from './bounded-read.ts';
+
+/** A JWT file is a few KiB; anything past this is not one and is not read further. */
+export const MAX_JWT_FILE_BYTES = 64 * 1024;
 
 /** A JWT read back from its file, in either format. */
 export interface StoredJwt {
@@ -10,15 +14,14 @@ export interface StoredJwt {
   readonly expiresAtMs: number | undefined;
 }
 
-/** Read the JWT file (`raw` or `json`); throws DiskError when it is missing, unreadable or holds no JWT. */
+/**
+ * Read the JWT file (`raw` or `json`) as `readBoundedFile` does, never following a link at the path; throws
+ * DiskError (`unreadable`, `refused_link`) when it is missing, not a regular file, too large or holds no JWT.
+ */
 export async function readJwtFile(path: string): Promise<StoredJwt> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new DiskError('unreadable', path, describeError(error), error);
-  }
-  const stored = parseJwtFile(text);
+  const bytes = await readBoundedFile(path, MAX_JWT_FILE_BYTES, { followLinks: false });
+  if (bytes.length > MAX_JWT_FILE_BYTES) throw new DiskError('unreadable', path, `is larger than ${MAX_JWT_FILE_BYTES} bytes; not a JWT file`);
+  const stored = parseJwtFile(bytes.toString('utf8'));
   if (stored === undefined) throw new DiskError('unreadable', path, 'does not hold a JWT');
   return stored;
 }

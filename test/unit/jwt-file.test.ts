@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DiskError } from '../../src/core/errors.ts';
-import { parseJwtFile, readJwtFile, removeFile, type StoredJwt } from '../../src/disk/jwt-file.ts';
+import { MAX_JWT_FILE_BYTES, parseJwtFile, readJwtFile, removeFile, type StoredJwt } from '../../src/disk/jwt-file.ts';
 
 const T0 = 1_700_000_000_000;
 const T0_S = T0 / 1000;
@@ -112,6 +113,37 @@ void describe('readJwtFile', () => {
     const error = await diskErrorOf(readJwtFile(path));
     assert.match(error.message, /does not hold a JWT/);
     assert.ok(!error.message.includes('DoNotQuoteMe'));
+  });
+
+  void it('never follows a link at the path, even to a valid JWT file', async () => {
+    const dir = await freshDir();
+    await writeFile(join(dir, 'planted'), JWT);
+    await symlink(join(dir, 'planted'), join(dir, 'jwt'));
+    const error = await diskErrorOf(readJwtFile(join(dir, 'jwt')));
+    assert.equal(error.code, 'refused_link');
+    assert.match(error.message, /symbolic link/);
+  });
+
+  void it('refuses a FIFO without blocking', async () => {
+    const path = join(await freshDir(), 'jwt');
+    execFileSync('mkfifo', [path]);
+    const error = await diskErrorOf(readJwtFile(path));
+    assert.equal(error.code, 'unreadable');
+    assert.match(error.message, /FIFO/);
+  });
+
+  void it(`refuses a file over ${MAX_JWT_FILE_BYTES} bytes`, async () => {
+    const path = join(await freshDir(), 'jwt');
+    await writeFile(path, `${JWT}${' '.repeat(MAX_JWT_FILE_BYTES)}`);
+    const error = await diskErrorOf(readJwtFile(path));
+    assert.equal(error.code, 'unreadable');
+    assert.match(error.message, /larger than 65536 bytes/);
+  });
+
+  void it(`reads a file of exactly ${MAX_JWT_FILE_BYTES} bytes`, async () => {
+    const path = join(await freshDir(), 'jwt');
+    await writeFile(path, `${JWT}${' '.repeat(MAX_JWT_FILE_BYTES - JWT.length)}`);
+    assert.equal((await readJwtFile(path)).jwt, JWT);
   });
 });
 
