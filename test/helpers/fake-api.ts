@@ -46,6 +46,8 @@ export interface FakeApiOptions {
   readonly now?: () => number;
   /** Serve the `/__control/…` API (for a fake API in another process). Default false. */
   readonly control?: boolean;
+  /** Characters of filler in a `pad` claim, for JWTs larger than a page (a full volume's short writes). Default none. */
+  readonly jwtPadding?: number;
 }
 
 export interface LogEntry {
@@ -428,7 +430,7 @@ class FakeApiServer implements FakeApi {
   async #sign(bearer: string, lifetimeSec: number): Promise<string> {
     const nowSec = this.#now() / 1000;
     const expSec = Math.round((nowSec + lifetimeSec) * 1000) / 1000;
-    return new SignJWT({})
+    return new SignJWT(this.#options.jwtPadding === undefined ? {} : { pad: 'p'.repeat(this.#options.jwtPadding) })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(`apitoken_${fingerprint(bearer)}`)
       .setIssuedAt(Math.floor(lifetimeSec > 0 ? nowSec : expSec - this.#lifetimeSec))
