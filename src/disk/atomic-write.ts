@@ -1,8 +1,9 @@
-import { constants } from 'node:fs';
+import { constants, unlinkSync } from 'node:fs';
 import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DiskError, describeError, systemCode } from '../core/errors.ts';
 import { describeFileKind } from './file-kind.ts';
+import { undoOnExit } from './exit-cleanup.ts';
 import { createExclusive, temporaryPathFor } from './temporary-files.ts';
 
 /** What was installed: compare with an lstat of the path later to know whether the file there is still ours. */
@@ -24,7 +25,7 @@ const queues = new Map<string, Promise<unknown>>();
  *    owned by this process), every byte counted written (short writes are resumed), then fsync and close;
  * 3. it is renamed over `path`, and the directory is fsynced so that the rename survives a crash.
  * Any failure (ENOSPC, EROFS, EIO, a write that makes no progress) removes the temporary file and throws
- * `write_failed`. The directory itself may be reached through links.
+ * `write_failed`; so does process exit in the middle (a clean shutdown). The directory may be reached through links.
  */
 export async function writeFileAtomically(path: string, data: string | Uint8Array, mode: number): Promise<WrittenFile> {
   const key = resolve(path);
@@ -44,6 +45,8 @@ async function writeOnce(path: string, data: string | Uint8Array, mode: number):
   let handle: FileHandle | undefined;
   let created = false;
   let written: WrittenFile;
+  // Unconditional: the file may exist before `created` is set (the open completed, its callback has not run).
+  const forget = undoOnExit(() => { unlinkSync(temporary); });
   try {
     handle = await createExclusive(temporary, mode);
     created = true;
@@ -61,6 +64,8 @@ async function writeOnce(path: string, data: string | Uint8Array, mode: number):
     // Only our own temporary file is removed: a name that existed before (EEXIST) is someone else's.
     if (created) await unlink(temporary).catch(() => undefined);
     throw new DiskError('write_failed', path, `write failed: ${describeError(error)}`, error);
+  } finally {
+    forget();
   }
   await syncDirectory(path);
   return written;

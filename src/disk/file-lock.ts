@@ -1,7 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Stats } from 'node:fs';
+import { lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { link, lstat, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { DiskError, describeError, systemCode } from '../core/errors.ts';
+import { undoOnExit } from './exit-cleanup.ts';
 import { describeFileKind } from './file-kind.ts';
 import { createExclusive, temporaryPathFor } from './temporary-files.ts';
 
@@ -35,6 +36,12 @@ const POLL_MAX_MS = 50;
 export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, options: FileLockOptions = {}): Promise<T> {
   const staleMs = options.staleMs ?? DEFAULT_LOCK_STALE_MS;
   const handle = await acquire(lockPath, staleMs, options.waitMs ?? DEFAULT_LOCK_WAIT_MS, options.signal);
+  // A clean shutdown in the middle of fn must not leave the next start waiting for the lock to go stale.
+  const mine = await handle.stat().catch(() => undefined);
+  const forget = undoOnExit(() => {
+    const there = lstatSync(lockPath, { throwIfNoEntry: false });
+    if (mine !== undefined && there?.dev === mine.dev && there.ino === mine.ino) unlinkSync(lockPath);
+  });
   // fn is meant to take milliseconds; a slow fsync must still not let another process judge us dead.
   const heartbeat = setInterval(() => {
     const now = new Date();
@@ -46,6 +53,7 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, op
   } finally {
     clearInterval(heartbeat);
     await release(lockPath, handle);
+    forget();
   }
 }
 

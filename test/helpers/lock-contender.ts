@@ -2,6 +2,7 @@
 //   count <lockPath> <counterPath> <iterations> <staleMs>: increment a counter file under the lock `iterations`
 //     times; an `overlap` file beside the counter records any moment two holders were inside at once.
 //   hold <lockPath> <staleMs>: take the lock, print "holding", and never let go (the test kills it with SIGKILL).
+//   exit <lockPath>: take the lock and call process.exit(0) inside fn (a clean shutdown in the middle).
 import { readFile, writeFile, rm, appendFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createExclusive } from '../../src/disk/temporary-files.ts';
@@ -34,6 +35,8 @@ if (mode === 'count') {
     process.stdout.write('holding');
     await new Promise(() => undefined);
   }, { staleMs: Number(staleMs) });
+} else if (mode === 'exit') {
+  await withFileLock(lockPath, () => process.exit(0));
 } else {
   process.stderr.write(`unknown mode ${String(mode)}\n`);
   process.exit(2);

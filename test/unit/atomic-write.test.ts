@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -196,6 +196,27 @@ void describe('writeFileAtomically', () => {
     } finally {
       await chmod(dir, 0o755);
     }
+  });
+});
+
+void describe('writeFileAtomically interrupted by process exit', () => {
+  void it('a clean exit in the middle of a write leaves no temporary file', async () => {
+    // The child exits as soon as it sees its temporary file, while the (large) write is still going on.
+    const dir = await freshDir();
+    const script = `
+      import { readdirSync } from 'node:fs';
+      import { writeFileAtomically } from ${JSON.stringify(new URL('../../src/disk/atomic-write.ts', import.meta.url).href)};
+      void writeFileAtomically(${JSON.stringify(join(dir, 'jwt'))}, Buffer.alloc(64 * 1024 * 1024, 'x'), 0o640);
+      const poll = setInterval(() => {
+        if (readdirSync(${JSON.stringify(dir)}).some((name) => name.endsWith('.tmp'))) { clearInterval(poll); process.stdout.write('seen'); process.exit(0); }
+      }, 1);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk; });
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    assert.equal(code, 0);
+    assert.equal(out, 'seen', 'the child exited while its temporary file existed');
+    assert.deepEqual(await readdir(dir), []);
   });
 });
 

@@ -125,6 +125,13 @@ void describe('withFileLock', () => {
     assert.deepEqual(await readdir(dir), []);
   });
 
+  void it('a process that exits inside fn leaves no lock behind', async () => {
+    const dir = await freshDir();
+    const lockPath = join(dir, 'state.lock');
+    assert.equal(await contender(['exit', lockPath]).exited, 0);
+    assert.deepEqual(await readdir(dir), []);
+  });
+
   for (const [name, offsetMs] of [['left long ago', -3_600_000], ['stamped an hour in the future (a clock step)', 3_600_000]] as const) {
     void it(`takes over at once a lock file ${name}`, async () => {
       const dir = await freshDir();
