@@ -4,28 +4,17 @@ import assert from 'node:assert/strict';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { baseArgs, findLeaks, startDaemon, tempDir, waitFor } from '../helpers/daemon.ts';
+import { baseArgs, findLeaks, scrapeSample, startDaemon, tempDir, waitFor } from '../helpers/daemon.ts';
 import { startFakeApi } from '../helpers/fake-api.ts';
 import { createSecretVolume } from '../helpers/kubelet-secret.ts';
-import { mountSmallVolume } from '../helpers/small-volume.ts';
+import { withSmallVolume } from '../helpers/small-volume.ts';
 
 const TOKEN = 'ek_live_full_volume_0123456789abcdef';
 /** About 12 KiB of JWT: three pages and more. */
 const PADDING = 9_000;
 
-async function sample(metricsPort: number, series: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${String(metricsPort)}/metrics`)).text();
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
-
 describe('a full volume', () => {
-  test('no truncated JWT is installed or counted, /readyz stays 503; once space is freed the write is retried and succeeds', async (t) => {
-    const volume = await mountSmallVolume(256 * 1024);
-    if ('skip' in volume) {
-      t.skip(volume.skip);
-      return;
-    }
+  test('no truncated JWT is installed or counted, /readyz stays 503; once space is freed the write is retried and succeeds', (t) => withSmallVolume(t, 256 * 1024, async (volume) => {
     const api = await startFakeApi({ tokens: { [TOKEN]: 'ok' }, jwtPadding: PADDING });
     const dir = await tempDir();
     try {
@@ -38,9 +27,9 @@ describe('a full volume', () => {
         const { metrics } = await daemon.ports();
         assert.ok(metrics !== undefined);
         const readyz = async (): Promise<number> => (await fetch(`http://127.0.0.1:${String(metrics)}/readyz`)).status;
-        await waitFor(async () => (await sample(metrics, 'ek_sidecar_jwt_file_writes_total{result="failure"}')) >= 1, 10_000, () => 'a failed JWT write');
+        await waitFor(async () => (await scrapeSample(metrics, 'ek_sidecar_jwt_file_writes_total{result="failure"}')) >= 1, 10_000, () => 'a failed JWT write');
         assert.ok((api.issued().at(-1)?.length ?? 0) > 12_000, 'the JWT is larger than the free space');
-        assert.equal(await sample(metrics, 'ek_sidecar_jwt_file_writes_total{result="success"}'), 0, 'no write counted a success');
+        assert.equal(await scrapeSample(metrics, 'ek_sidecar_jwt_file_writes_total{result="success"}'), 0, 'no write counted a success');
         await assert.rejects(lstat(jwtFile), { code: 'ENOENT' }, 'no JWT file at all, truncated or not');
         assert.equal(await readyz(), 503);
         assert.deepEqual((await readdir(volume.path)).filter((name) => name.endsWith('.tmp')), [], 'no temporary file left');
@@ -53,7 +42,7 @@ describe('a full volume', () => {
         }, 20_000, () => 'the retried write');
         assert.ok(jwt.length > 12_000);
         await waitFor(async () => (await readyz()) === 200, 5_000, () => '/readyz 200 after the write');
-        assert.equal(await sample(metrics, 'ek_sidecar_jwt_file_writes_total{result="success"}'), 1);
+        assert.equal(await scrapeSample(metrics, 'ek_sidecar_jwt_file_writes_total{result="success"}'), 1);
         assert.equal(api.countFor(TOKEN), 1, 'the retries wrote the same JWT: no new exchange');
       } finally {
         assert.equal((await daemon.stop()).code, 0);
@@ -62,7 +51,6 @@ describe('a full volume', () => {
     } finally {
       await api.close();
       await dir.remove();
-      await volume.remove();
     }
-  });
+  }));
 });

@@ -5,19 +5,12 @@ import { execFileSync } from 'node:child_process';
 import { readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { baseArgs, findLeaks, runCli, startDaemon, tempDir, waitFor } from '../helpers/daemon.ts';
+import { baseArgs, findLeaks, runCli, scrapeSample, startDaemon, tempDir, waitFor } from '../helpers/daemon.ts';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.ts';
 import { createSecretVolume, rotateSecretVolume, rotateSecretVolumeWith } from '../helpers/kubelet-secret.ts';
 
 const T1 = 'ek_live_hostile_files_first_0123456789';
 const T2 = 'ek_live_hostile_files_second_0123456789';
-
-/** The value of one sample of the exposition, 0 when absent. */
-async function sample(metricsPort: number, series: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${String(metricsPort)}/metrics`)).text();
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
 
 /** Resident set size of a process, in bytes (Linux). */
 async function rssOf(pid: number): Promise<number> {
@@ -45,7 +38,7 @@ describe('hostile files', () => {
     try {
       const { token: port, metrics } = await daemon.ports();
       assert.ok(metrics !== undefined);
-      const invalid = (): Promise<number> => sample(metrics, 'ek_sidecar_token_file_reloads_total{result="invalid"}');
+      const invalid = (): Promise<number> => scrapeSample(metrics, 'ek_sidecar_token_file_reloads_total{result="invalid"}');
       const served = async (): Promise<string> => (await fetch(`http://127.0.0.1:${String(port)}/v1/token`, { headers: { 'Ek-Sidecar-Request': 'true' } })).text();
       const first = await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
 

@@ -119,3 +119,10 @@ export function findLeaks(secrets: Iterable<string>, output: readonly string[] =
   }
   return leaks;
 }
+
+/** One sample of a daemon's /metrics, e.g. `ek_sidecar_ready` or `name{label="value"}`; 0 when absent. */
+export async function scrapeSample(metricsPort: number, series: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${String(metricsPort)}/metrics`)).text();
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}

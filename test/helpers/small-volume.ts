@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 
 /** A real tmpfs of a few pages, to run out of space for real (page size 4 KiB). */
 export interface SmallVolume {
@@ -51,4 +52,18 @@ export async function mountSmallVolume(sizeBytes: number): Promise<SmallVolume |
       await rmdir(path);
     },
   };
+}
+
+/** Run `body` on a fresh small volume, unmounted afterwards; the test is skipped, saying why, where mounting is not permitted. */
+export async function withSmallVolume(t: TestContext, sizeBytes: number, body: (volume: SmallVolume) => Promise<void>): Promise<void> {
+  const volume = await mountSmallVolume(sizeBytes);
+  if ('skip' in volume) {
+    t.skip(volume.skip);
+    return;
+  }
+  try {
+    await body(volume);
+  } finally {
+    await volume.remove();
+  }
 }

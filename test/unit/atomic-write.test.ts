@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { DiskError } from '../../src/core/errors.ts';
+import { describe, it } from 'node:test';
 import { writeAll, writeFileAtomically, type PositionalWriter } from '../../src/disk/atomic-write.ts';
-import { mountSmallVolume } from '../helpers/small-volume.ts';
+import { withSmallVolume } from '../helpers/small-volume.ts';
+import { diskErrorOf, scratchDirectories } from '../helpers/scratch.ts';
+
+const scratch = scratchDirectories('ek-sidecar-atomic-write-');
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64url');
 const jwtWith = (payload: object): string => `${b64('{"alg":"HS256","typ":"JWT"}')}.${b64(JSON.stringify(payload))}.${b64('atomic-write-signature')}`;
@@ -14,31 +15,6 @@ const JWT = jwtWith({ exp: 1_700_000_900 });
 /** The size of the JWT that write-file-atomic truncated to one page on a nearly full volume. */
 const BIG_JWT = jwtWith({ exp: 1_700_000_900, pad: 'p'.repeat(6_000) }).slice(0, 6_140);
 const RUNNING_AS_ROOT = process.getuid?.() === 0;
-
-let root = '';
-let cases = 0;
-async function freshDir(): Promise<string> {
-  const dir = join(root, `case-${String(++cases)}`);
-  await mkdir(dir);
-  return dir;
-}
-
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'ek-sidecar-atomic-write-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-async function diskErrorOf(promise: Promise<unknown>): Promise<DiskError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof DiskError, `expected a DiskError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('no error');
-}
 
 function chattrWorks(path: string): boolean {
   try {
@@ -53,7 +29,7 @@ function chattrWorks(path: string): boolean {
 void describe('writeFileAtomically', () => {
   for (const mode of [0o600, 0o640, 0o644, 0o400]) {
     void it(`writes the content with mode ${mode.toString(8)}`, async () => {
-      const path = join(await freshDir(), 'jwt');
+      const path = join(await scratch.fresh(), 'jwt');
       await writeFileAtomically(path, JWT, mode);
       assert.equal(await readFile(path, 'utf8'), JWT);
       assert.equal((await stat(path)).mode & 0o777, mode);
@@ -61,7 +37,7 @@ void describe('writeFileAtomically', () => {
   }
 
   void it('gives the exact mode whatever the umask', async () => {
-    const path = join(await freshDir(), 'jwt');
+    const path = join(await scratch.fresh(), 'jwt');
     const previous = process.umask(0o077);
     try {
       await writeFileAtomically(path, JWT, 0o644);
@@ -72,7 +48,7 @@ void describe('writeFileAtomically', () => {
   });
 
   void it('replaces the content and applies the new mode, leaving no temporary files', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const path = join(dir, 'jwt');
     await writeFileAtomically(path, 'first.jwt.value', 0o644);
     await writeFileAtomically(path, JWT, 0o640);
@@ -82,14 +58,14 @@ void describe('writeFileAtomically', () => {
   });
 
   void it('returns the identity of the file it installed', async () => {
-    const path = join(await freshDir(), 'jwt');
+    const path = join(await scratch.fresh(), 'jwt');
     const written = await writeFileAtomically(path, Buffer.from(JWT), 0o640);
     const info = await lstat(path);
     assert.deepEqual({ dev: written.dev, ino: written.ino, size: written.size }, { dev: info.dev, ino: info.ino, size: JWT.length });
   });
 
   void it('serialises concurrent writes: the last one wins, nothing else is left', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const path = join(dir, 'jwt');
     const values = Array.from({ length: 10 }, (_, index) => jwtWith({ exp: index }));
     await Promise.all(values.map((value) => writeFileAtomically(path, value, 0o640)));
@@ -98,7 +74,7 @@ void describe('writeFileAtomically', () => {
   });
 
   void it('writes through a linked parent directory (/var/run is a link to /run on Debian)', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     await mkdir(join(dir, 'run'));
     await symlink('run', join(dir, 'var-run'));
     await writeFileAtomically(join(dir, 'var-run', 'jwt'), JWT, 0o640);
@@ -106,7 +82,7 @@ void describe('writeFileAtomically', () => {
   });
 
   void it('owns the new file even when someone else pre-created the path (root keeps no foreign owner)', { skip: RUNNING_AS_ROOT ? false : 'needs root to chown' }, async () => {
-    const path = join(await freshDir(), 'jwt');
+    const path = join(await scratch.fresh(), 'jwt');
     await writeFile(path, 'planted');
     await chown(path, 12_345, 12_345);
     await writeFileAtomically(path, JWT, 0o640);
@@ -124,7 +100,7 @@ void describe('writeFileAtomically', () => {
     ];
     for (const row of table) {
       void it(row.name, async () => {
-        const dir = await freshDir();
+        const dir = await scratch.fresh();
         await mkdir(join(dir, 'outside'));
         await writeFile(join(dir, 'outside', 'victim'), 'victim');
         const path = join(dir, 'jwt');
@@ -141,7 +117,7 @@ void describe('writeFileAtomically', () => {
     }
 
     void it('a link keeps pointing where it pointed', async () => {
-      const dir = await freshDir();
+      const dir = await scratch.fresh();
       const path = join(dir, 'jwt');
       await symlink('/etc/hostname', path);
       await diskErrorOf(writeFileAtomically(path, JWT, 0o640));
@@ -150,7 +126,7 @@ void describe('writeFileAtomically', () => {
   });
 
   void it('throws write_failed naming the path when the parent is a regular file', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const parent = join(dir, 'not-a-directory');
     await writeFile(parent, 'plain');
     const path = join(parent, 'jwt');
@@ -165,7 +141,7 @@ void describe('writeFileAtomically', () => {
 
   void it('leaves the old file intact and no temporary file when the rename fails', async (t) => {
     // Root-proof failure after the temporary file is written: an immutable target cannot be replaced.
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const path = join(dir, 'jwt');
     await writeFileAtomically(path, 'old.jwt.value', 0o640);
     if (!chattrWorks(path)) {
@@ -185,7 +161,7 @@ void describe('writeFileAtomically', () => {
   });
 
   void it('leaves the old file intact in a read-only directory', { skip: RUNNING_AS_ROOT ? 'running as root: chmod 0555 does not stop root (the read-only volume case covers it)' : false }, async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const path = join(dir, 'jwt');
     await writeFileAtomically(path, 'old.jwt.value', 0o640);
     await chmod(dir, 0o555);
@@ -202,7 +178,7 @@ void describe('writeFileAtomically', () => {
 void describe('writeFileAtomically interrupted by process exit', () => {
   void it('a clean exit in the middle of a write leaves no temporary file', async () => {
     // The child exits as soon as it sees its temporary file, while the (large) write is still going on.
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const script = `
       import { readdirSync } from 'node:fs';
       import { writeFileAtomically } from ${JSON.stringify(new URL('../../src/disk/atomic-write.ts', import.meta.url).href)};
@@ -221,71 +197,43 @@ void describe('writeFileAtomically interrupted by process exit', () => {
 });
 
 void describe('writeFileAtomically on a small real volume', () => {
-  void it('a nearly full volume: no truncated file is installed, the old one stays, then the write succeeds once space is freed', async (t) => {
-    const volume = await mountSmallVolume(64 * 1024);
-    if ('skip' in volume) {
-      t.skip(volume.skip);
-      return;
-    }
-    try {
-      const path = join(volume.path, 'jwt');
-      await writeFileAtomically(path, 'old.jwt.value', 0o640);
-      // One page free: the first 4,096 bytes of the temporary file fit, the rest does not (a short write, then ENOSPC).
-      await volume.fillLeaving(4_096);
-      const error = await diskErrorOf(writeFileAtomically(path, BIG_JWT, 0o640));
-      assert.equal(error.code, 'write_failed');
-      assert.match(error.message, /ENOSPC/);
-      assert.ok(!error.message.includes(BIG_JWT.slice(0, 40)));
-      assert.equal(await readFile(path, 'utf8'), 'old.jwt.value');
-      assert.deepEqual((await readdir(volume.path)).sort(), ['filler', 'jwt'], 'the temporary file is removed');
-      assert.equal(await volume.free(), 4_096, 'its space is given back');
-      await volume.drain();
-      await writeFileAtomically(path, BIG_JWT, 0o640);
-      assert.equal(await readFile(path, 'utf8'), BIG_JWT);
-    } finally {
-      await volume.remove();
-    }
-  });
+  void it('a nearly full volume: no truncated file is installed, the old one stays, then the write succeeds once space is freed', (t) => withSmallVolume(t, 64 * 1024, async (volume) => {
+    const path = join(volume.path, 'jwt');
+    await writeFileAtomically(path, 'old.jwt.value', 0o640);
+    // One page free: the first 4,096 bytes of the temporary file fit, the rest does not (a short write, then ENOSPC).
+    await volume.fillLeaving(4_096);
+    const error = await diskErrorOf(writeFileAtomically(path, BIG_JWT, 0o640));
+    assert.equal(error.code, 'write_failed');
+    assert.match(error.message, /ENOSPC/);
+    assert.ok(!error.message.includes(BIG_JWT.slice(0, 40)));
+    assert.equal(await readFile(path, 'utf8'), 'old.jwt.value');
+    assert.deepEqual((await readdir(volume.path)).sort(), ['filler', 'jwt'], 'the temporary file is removed');
+    assert.equal(await volume.free(), 4_096, 'its space is given back');
+    await volume.drain();
+    await writeFileAtomically(path, BIG_JWT, 0o640);
+    assert.equal(await readFile(path, 'utf8'), BIG_JWT);
+  }));
 
-  void it('a full volume: ENOSPC before the first byte', async (t) => {
-    const volume = await mountSmallVolume(64 * 1024);
-    if ('skip' in volume) {
-      t.skip(volume.skip);
-      return;
-    }
-    try {
-      const path = join(volume.path, 'jwt');
-      await writeFileAtomically(path, 'old.jwt.value', 0o640);
-      await volume.fillLeaving(0);
-      const error = await diskErrorOf(writeFileAtomically(path, JWT, 0o640));
-      assert.equal(error.code, 'write_failed');
-      assert.equal(await readFile(path, 'utf8'), 'old.jwt.value');
-      assert.deepEqual((await readdir(volume.path)).sort(), ['filler', 'jwt']);
-    } finally {
-      await volume.remove();
-    }
-  });
+  void it('a full volume: ENOSPC before the first byte', (t) => withSmallVolume(t, 64 * 1024, async (volume) => {
+    const path = join(volume.path, 'jwt');
+    await writeFileAtomically(path, 'old.jwt.value', 0o640);
+    await volume.fillLeaving(0);
+    const error = await diskErrorOf(writeFileAtomically(path, JWT, 0o640));
+    assert.equal(error.code, 'write_failed');
+    assert.equal(await readFile(path, 'utf8'), 'old.jwt.value');
+    assert.deepEqual((await readdir(volume.path)).sort(), ['filler', 'jwt']);
+  }));
 
-  void it('a read-only volume (EROFS): write_failed, the old file intact', async (t) => {
-    const volume = await mountSmallVolume(64 * 1024);
-    if ('skip' in volume) {
-      t.skip(volume.skip);
-      return;
-    }
-    try {
-      const path = join(volume.path, 'jwt');
-      await writeFileAtomically(path, 'old.jwt.value', 0o640);
-      volume.readOnly(true);
-      const error = await diskErrorOf(writeFileAtomically(path, JWT, 0o640));
-      assert.equal(error.code, 'write_failed');
-      assert.match(error.message, /EROFS/);
-      assert.equal(await readFile(path, 'utf8'), 'old.jwt.value');
-      assert.deepEqual(await readdir(volume.path), ['jwt']);
-    } finally {
-      volume.readOnly(false);
-      await volume.remove();
-    }
-  });
+  void it('a read-only volume (EROFS): write_failed, the old file intact', (t) => withSmallVolume(t, 64 * 1024, async (volume) => {
+    const path = join(volume.path, 'jwt');
+    await writeFileAtomically(path, 'old.jwt.value', 0o640);
+    volume.readOnly(true);
+    const error = await diskErrorOf(writeFileAtomically(path, JWT, 0o640));
+    assert.equal(error.code, 'write_failed');
+    assert.match(error.message, /EROFS/);
+    assert.equal(await readFile(path, 'utf8'), 'old.jwt.value');
+    assert.deepEqual(await readdir(volume.path), ['jwt']);
+  }));
 });
 
 void describe('writeAll', () => {

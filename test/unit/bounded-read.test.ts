@@ -1,37 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { DiskError } from '../../src/core/errors.ts';
+import { describe, it } from 'node:test';
 import { isMissing, readBoundedFile } from '../../src/disk/bounded-read.ts';
+import { diskErrorOf, scratchDirectories } from '../helpers/scratch.ts';
 
-let root = '';
-let cases = 0;
-async function freshDir(): Promise<string> {
-  const dir = join(root, `case-${String(++cases)}`);
-  await mkdir(dir);
-  return dir;
-}
-
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'ek-sidecar-bounded-read-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-async function diskErrorOf(promise: Promise<unknown>): Promise<DiskError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof DiskError, `expected a DiskError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('no error');
-}
+const scratch = scratchDirectories('ek-sidecar-bounded-read-');
 
 const FOLLOW = { followLinks: true } as const;
 const NO_FOLLOW = { followLinks: false } as const;
@@ -46,7 +22,7 @@ void describe('readBoundedFile reads regular files', () => {
   ];
   for (const row of table) {
     void it(row.name, async () => {
-      const path = join(await freshDir(), 'file');
+      const path = join(await scratch.fresh(), 'file');
       const content = Buffer.alloc(row.size, 'a');
       await writeFile(path, content);
       const bytes = await readBoundedFile(path, row.max, NO_FOLLOW);
@@ -56,7 +32,7 @@ void describe('readBoundedFile reads regular files', () => {
   }
 
   void it('follows a link when asked (the kubelet\'s ..data swap), and through linked directories either way', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     await mkdir(join(dir, 'data'));
     await writeFile(join(dir, 'data', 'token'), 'content');
     await symlink('data', join(dir, '..data'));
@@ -68,7 +44,7 @@ void describe('readBoundedFile reads regular files', () => {
 
 void describe('readBoundedFile refuses', () => {
   void it('a link at the path when not following, naming it', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     await writeFile(join(dir, 'target'), 'content');
     await symlink(join(dir, 'target'), join(dir, 'link'));
     const error = await diskErrorOf(readBoundedFile(join(dir, 'link'), 100, NO_FOLLOW));
@@ -77,7 +53,7 @@ void describe('readBoundedFile refuses', () => {
   });
 
   void it('a FIFO, at once, though no writer ever comes', async () => {
-    const path = join(await freshDir(), 'fifo');
+    const path = join(await scratch.fresh(), 'fifo');
     execFileSync('mkfifo', [path]);
     const error = await diskErrorOf(readBoundedFile(path, 100, FOLLOW));
     assert.equal(error.code, 'unreadable');
@@ -85,7 +61,7 @@ void describe('readBoundedFile refuses', () => {
   });
 
   void it('/dev/zero through a link, reading nothing from it', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     await symlink('/dev/zero', join(dir, 'zero'));
     const error = await diskErrorOf(readBoundedFile(join(dir, 'zero'), 4_097, FOLLOW));
     assert.equal(error.code, 'unreadable');
@@ -93,13 +69,13 @@ void describe('readBoundedFile refuses', () => {
   });
 
   void it('a directory', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const error = await diskErrorOf(readBoundedFile(dir, 100, FOLLOW));
     assert.match(error.message, /is a directory, not a regular file/);
   });
 
   void it('a socket', async () => {
-    const path = join(await freshDir(), 'socket');
+    const path = join(await scratch.fresh(), 'socket');
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(path, resolve));
     try {
@@ -112,7 +88,7 @@ void describe('readBoundedFile refuses', () => {
   });
 
   void it('a missing file, recognisably', async () => {
-    const path = join(await freshDir(), 'missing');
+    const path = join(await scratch.fresh(), 'missing');
     const error = await diskErrorOf(readBoundedFile(path, 100, FOLLOW));
     assert.equal(error.code, 'unreadable');
     assert.ok(isMissing(error));
@@ -121,7 +97,7 @@ void describe('readBoundedFile refuses', () => {
   });
 
   void it('a file under a regular file: unreadable, not missing', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     await writeFile(join(dir, 'plain'), 'x');
     const error = await diskErrorOf(readBoundedFile(join(dir, 'plain', 'file'), 100, FOLLOW));
     assert.ok(!isMissing(error));

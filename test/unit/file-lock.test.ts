@@ -1,40 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, mkdir, readdir, readFile, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { DiskError } from '../../src/core/errors.ts';
 import { isStaleLock, withFileLock } from '../../src/disk/file-lock.ts';
 import { waitFor } from '../helpers/daemon.ts';
+import { diskErrorOf, scratchDirectories } from '../helpers/scratch.ts';
+
+const scratch = scratchDirectories('ek-sidecar-file-lock-');
 
 const CONTENDER = fileURLToPath(new URL('../helpers/lock-contender.ts', import.meta.url));
-
-let root = '';
-let cases = 0;
-async function freshDir(): Promise<string> {
-  const dir = join(root, `case-${String(++cases)}`);
-  await mkdir(dir);
-  return dir;
-}
-
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'ek-sidecar-file-lock-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-async function diskErrorOf(promise: Promise<unknown>): Promise<DiskError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof DiskError, `expected a DiskError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('no error');
-}
 
 function contender(args: readonly string[]): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, [CONTENDER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -70,7 +46,7 @@ void describe('isStaleLock', () => {
 
 void describe('withFileLock', () => {
   void it('holds a private lock file only while fn runs and returns its result', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const lockPath = join(dir, 'state.lock');
     const result = await withFileLock(lockPath, async () => {
       const info = await lstat(lockPath);
@@ -83,13 +59,13 @@ void describe('withFileLock', () => {
   });
 
   void it('releases the lock when fn throws, and passes the error on', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     await assert.rejects(withFileLock(join(dir, 'state.lock'), () => Promise.reject(new Error('inside'))), /inside/);
     assert.deepEqual(await readdir(dir), []);
   });
 
   void it('a live holder keeps its lock past the stale bound; a contender gives up with locked', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const lockPath = join(dir, 'state.lock');
     // Not re-entrant: the nested call contends through the file like another process would.
     const error = await withFileLock(lockPath, () => diskErrorOf(withFileLock(lockPath, () => Promise.resolve(), { staleMs: 150, waitMs: 500 })), { staleMs: 150 });
@@ -100,7 +76,7 @@ void describe('withFileLock', () => {
   });
 
   void it('two processes contending never hold it at once and lose no update', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const lockPath = join(dir, 'state.lock');
     const counter = join(dir, 'counter');
     // A stale lock to start with: both judge it stale at the same moment and must still not both get in.
@@ -114,7 +90,7 @@ void describe('withFileLock', () => {
   });
 
   void it('takes over the lock of a holder killed with SIGKILL inside fn, after the stale bound', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const lockPath = join(dir, 'state.lock');
     const holder = contender(['hold', lockPath, '300']);
     await waitFor(() => holder.out() === 'holding', 10_000, () => 'the holder to take the lock');
@@ -126,7 +102,7 @@ void describe('withFileLock', () => {
   });
 
   void it('a process that exits inside fn leaves no lock behind', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const lockPath = join(dir, 'state.lock');
     assert.equal(await contender(['exit', lockPath]).exited, 0);
     assert.deepEqual(await readdir(dir), []);
@@ -134,7 +110,7 @@ void describe('withFileLock', () => {
 
   for (const [name, offsetMs] of [['left long ago', -3_600_000], ['stamped an hour in the future (a clock step)', 3_600_000]] as const) {
     void it(`takes over at once a lock file ${name}`, async () => {
-      const dir = await freshDir();
+      const dir = await scratch.fresh();
       const lockPath = join(dir, 'state.lock');
       await stampLock(lockPath, offsetMs);
       assert.equal(await withFileLock(lockPath, () => Promise.resolve('ok'), { staleMs: 5_000, waitMs: 0 }), 'ok');
@@ -143,7 +119,7 @@ void describe('withFileLock', () => {
   }
 
   void it('refuses a planted link at the lock path: never followed, never removed, fn not run', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const lockPath = join(dir, 'state.lock');
     await writeFile(join(dir, 'victim'), 'victim');
     const old = new Date(Date.now() - 3_600_000);
@@ -159,7 +135,7 @@ void describe('withFileLock', () => {
   });
 
   void it('refuses a directory at the lock path', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const lockPath = join(dir, 'state.lock');
     await mkdir(lockPath);
     const error = await diskErrorOf(withFileLock(lockPath, () => Promise.resolve(), { waitMs: 0 }));
@@ -168,14 +144,14 @@ void describe('withFileLock', () => {
   });
 
   void it('write_failed when the lock file cannot be created', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const error = await diskErrorOf(withFileLock(join(dir, 'missing', 'state.lock'), () => Promise.resolve()));
     assert.equal(error.code, 'write_failed');
     assert.match(error.message, /ENOENT/);
   });
 
   void it('an aborted wait rejects without running fn', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const lockPath = join(dir, 'state.lock');
     await stampLock(lockPath, 0);
     const controller = new AbortController();

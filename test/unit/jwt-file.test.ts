@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { DiskError } from '../../src/core/errors.ts';
+import { describe, it } from 'node:test';
 import { MAX_JWT_FILE_BYTES, parseJwtFile, readJwtFile, removeFile, type StoredJwt } from '../../src/disk/jwt-file.ts';
+import { diskErrorOf, scratchDirectories } from '../helpers/scratch.ts';
+
+const scratch = scratchDirectories('ek-sidecar-jwt-file-');
 
 const T0 = 1_700_000_000_000;
 const T0_S = T0 / 1000;
@@ -13,33 +14,6 @@ const b64 = (text: string): string => Buffer.from(text).toString('base64url');
 const jwtWith = (payload: object): string => `${b64('{"alg":"HS256","typ":"JWT"}')}.${b64(JSON.stringify(payload))}.${b64('file-test-signature')}`;
 const JWT = jwtWith({ exp: T0_S + 900 });
 const OPAQUE = 'opaque-header.opaque-payload.opaque-signature';
-
-let root = '';
-let cases = 0;
-/** A fresh empty directory per test, so tests do not see each other's files. */
-async function freshDir(): Promise<string> {
-  const dir = join(root, `case-${String(++cases)}`);
-  await mkdir(dir);
-  return dir;
-}
-
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'ek-sidecar-jwt-file-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-/** The DiskError `promise` rejects with. */
-async function diskErrorOf(promise: Promise<unknown>): Promise<DiskError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof DiskError, `expected a DiskError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('no error');
-}
 
 void describe('parseJwtFile', () => {
   const later = jwtWith({ exp: T0_S + 3_600 });
@@ -89,26 +63,26 @@ void describe('parseJwtFile', () => {
 
 void describe('readJwtFile', () => {
   void it('reads a raw file', async () => {
-    const path = join(await freshDir(), 'jwt');
+    const path = join(await scratch.fresh(), 'jwt');
     await writeFile(path, JWT);
     assert.deepEqual(await readJwtFile(path), { jwt: JWT, tokenType: 'Bearer', expiresAtMs: T0 + 900_000 });
   });
 
   void it('reads a json file', async () => {
-    const path = join(await freshDir(), 'jwt');
+    const path = join(await scratch.fresh(), 'jwt');
     await writeFile(path, JSON.stringify({ accessToken: JWT, tokenType: 'Bearer', expiresAt: new Date(T0 + 600_000).toISOString(), expiresIn: 600 }));
     assert.deepEqual(await readJwtFile(path), { jwt: JWT, tokenType: 'Bearer', expiresAtMs: T0 + 600_000 });
   });
 
   void it('throws JwtFileError for a missing file', async () => {
-    const path = join(await freshDir(), 'jwt');
+    const path = join(await scratch.fresh(), 'jwt');
     const error = await diskErrorOf(readJwtFile(path));
     assert.match(error.message, /ENOENT/);
     assert.ok(error.message.includes(path));
   });
 
   void it('throws JwtFileError for a file without a JWT, without quoting it', async () => {
-    const path = join(await freshDir(), 'jwt');
+    const path = join(await scratch.fresh(), 'jwt');
     await writeFile(path, 'ek_live_DoNotQuoteMe');
     const error = await diskErrorOf(readJwtFile(path));
     assert.match(error.message, /does not hold a JWT/);
@@ -116,7 +90,7 @@ void describe('readJwtFile', () => {
   });
 
   void it('never follows a link at the path, even to a valid JWT file', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     await writeFile(join(dir, 'planted'), JWT);
     await symlink(join(dir, 'planted'), join(dir, 'jwt'));
     const error = await diskErrorOf(readJwtFile(join(dir, 'jwt')));
@@ -125,7 +99,7 @@ void describe('readJwtFile', () => {
   });
 
   void it('refuses a FIFO without blocking', async () => {
-    const path = join(await freshDir(), 'jwt');
+    const path = join(await scratch.fresh(), 'jwt');
     execFileSync('mkfifo', [path]);
     const error = await diskErrorOf(readJwtFile(path));
     assert.equal(error.code, 'unreadable');
@@ -133,7 +107,7 @@ void describe('readJwtFile', () => {
   });
 
   void it(`refuses a file over ${MAX_JWT_FILE_BYTES} bytes`, async () => {
-    const path = join(await freshDir(), 'jwt');
+    const path = join(await scratch.fresh(), 'jwt');
     await writeFile(path, `${JWT}${' '.repeat(MAX_JWT_FILE_BYTES)}`);
     const error = await diskErrorOf(readJwtFile(path));
     assert.equal(error.code, 'unreadable');
@@ -141,7 +115,7 @@ void describe('readJwtFile', () => {
   });
 
   void it(`reads a file of exactly ${MAX_JWT_FILE_BYTES} bytes`, async () => {
-    const path = join(await freshDir(), 'jwt');
+    const path = join(await scratch.fresh(), 'jwt');
     await writeFile(path, `${JWT}${' '.repeat(MAX_JWT_FILE_BYTES - JWT.length)}`);
     assert.equal((await readJwtFile(path)).jwt, JWT);
   });
@@ -149,7 +123,7 @@ void describe('readJwtFile', () => {
 
 void describe('removeFile', () => {
   void it('removes a file and ignores one that is gone', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const path = join(dir, 'jwt');
     await writeFile(path, JWT);
     await removeFile(path);

@@ -1,40 +1,17 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { DiskError } from '../../src/core/errors.ts';
+import { describe, it } from 'node:test';
 import { createExclusive, probeJwtPath, removeStaleTemporaryFiles, temporaryPathFor } from '../../src/disk/temporary-files.ts';
 import { waitFor } from '../helpers/daemon.ts';
+import type { DiskError } from '../../src/core/errors.ts';
+import { diskErrorOf, scratchDirectories } from '../helpers/scratch.ts';
+
+const scratch = scratchDirectories('ek-sidecar-temporary-files-');
 
 const JWT = 'header.payload.signature';
 const OUR_TEMP = /^\.jwt\.[0-9a-f]{16}\.tmp$/;
-
-let root = '';
-let cases = 0;
-async function freshDir(): Promise<string> {
-  const dir = join(root, `case-${String(++cases)}`);
-  await mkdir(dir);
-  return dir;
-}
-
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'ek-sidecar-temporary-files-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-async function diskErrorOf(promise: Promise<unknown>): Promise<DiskError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof DiskError, `expected a DiskError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('no error');
-}
 
 /** Age files so that the cleanup sees them as a dead process's. */
 async function age(paths: readonly string[], ms: number): Promise<void> {
@@ -55,7 +32,7 @@ void describe('temporaryPathFor', () => {
 
 void describe('createExclusive', () => {
   void it('never opens what is already there: a planted link is refused and its target untouched', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     await writeFile(join(dir, 'victim'), 'victim');
     await symlink(join(dir, 'victim'), join(dir, 'tmp'));
     await assert.rejects(createExclusive(join(dir, 'tmp'), 0o600), { code: 'EEXIST' });
@@ -65,13 +42,13 @@ void describe('createExclusive', () => {
 
 void describe('probeJwtPath', () => {
   void it('accepts a writable directory and leaves nothing behind', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     await probeJwtPath(join(dir, 'jwt'));
     assert.deepEqual(await readdir(dir), []);
   });
 
   void it('accepts a path where a JWT file already exists, without touching it', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const path = join(dir, 'jwt');
     await writeFile(path, JWT);
     await probeJwtPath(path);
@@ -80,7 +57,7 @@ void describe('probeJwtPath', () => {
   });
 
   void it('accepts a directory reached through a link', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     await mkdir(join(dir, 'run'));
     await symlink('run', join(dir, 'var-run'));
     await probeJwtPath(join(dir, 'var-run', 'jwt'));
@@ -128,7 +105,7 @@ void describe('probeJwtPath', () => {
   ];
   for (const row of table) {
     void it(`refuses ${row.name}, naming the path`, async () => {
-      const path = await row.setup(await freshDir());
+      const path = await row.setup(await scratch.fresh());
       const error = await diskErrorOf(probeJwtPath(path));
       assert.equal(error.code, row.code);
       assert.equal(error.path, path);
@@ -140,7 +117,7 @@ void describe('probeJwtPath', () => {
 
 void describe('removeStaleTemporaryFiles', () => {
   void it('removes the three kinds of leftovers beside the file and nothing else', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const leftovers = ['.jwt.0123456789abcdef.tmp', '.jwt.probe-42', 'jwt.12345', 'jwt.4294967295'];
     const keep = [
       'jwt', 'jwt.state.json', 'jwt.state.json.777', '.jwt.state.json.0123456789abcdef.tmp', 'other.123', 'jwt.12a', 'jwt.', 'xjwt.123', 'jwt.123.bak',
@@ -154,7 +131,7 @@ void describe('removeStaleTemporaryFiles', () => {
   });
 
   void it('treats the file name literally, not as a pattern', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     for (const name of ['j.t.1', 'jwt.t.1', 'j.t']) await writeFile(join(dir, name), 'x');
     await age(['j.t.1', 'jwt.t.1', 'j.t'].map((name) => join(dir, name)), 60_000);
     await removeStaleTemporaryFiles(join(dir, 'j.t'));
@@ -162,7 +139,7 @@ void describe('removeStaleTemporaryFiles', () => {
   });
 
   void it('keeps leftovers young enough to be another live process\'s write in flight, and ones stamped in the future', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     await writeFile(join(dir, '.jwt.00000000000000aa.tmp'), 'x');
     await writeFile(join(dir, '.jwt.00000000000000bb.tmp'), 'x');
     const future = new Date(Date.now() + 5_000);
@@ -172,7 +149,7 @@ void describe('removeStaleTemporaryFiles', () => {
   });
 
   void it('removes a leftover stamped far in the future (a clock stepped back)', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const path = join(dir, '.jwt.00000000000000cc.tmp');
     await writeFile(path, 'x');
     const future = new Date(Date.now() + 3_600_000);
@@ -181,7 +158,7 @@ void describe('removeStaleTemporaryFiles', () => {
   });
 
   void it('never removes or follows a link, a directory or a FIFO with a leftover\'s name', async () => {
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     await writeFile(join(dir, 'victim'), 'victim');
     await symlink(join(dir, 'victim'), join(dir, '.jwt.00000000000000dd.tmp'));
     await mkdir(join(dir, 'jwt.1'));
@@ -192,12 +169,12 @@ void describe('removeStaleTemporaryFiles', () => {
   });
 
   void it('does not fail when the directory is missing', async () => {
-    assert.deepEqual(await removeStaleTemporaryFiles(join(root, 'no-such-dir', 'jwt')), []);
+    assert.deepEqual(await removeStaleTemporaryFiles(join(scratch.root(), 'no-such-dir', 'jwt')), []);
   });
 
   void it('removes what a writer killed with SIGKILL between create and rename left behind', async () => {
     // A child creates a temporary file the way the writer does, reports it, and is killed before it renames.
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const script = `
       import { createExclusive, temporaryPathFor } from ${JSON.stringify(new URL('../../src/disk/temporary-files.ts', import.meta.url).href)};
       const handle = await createExclusive(temporaryPathFor(${JSON.stringify(join(dir, 'jwt'))}), 0o640);
