@@ -18,6 +18,12 @@ export interface WrittenFile {
 const queues = new Map<string, Promise<unknown>>();
 
 /**
+ * Temporary files that could not be removed when their write failed (an immutable or append-only directory refuses
+ * the rename and the unlink alike), with their exit undo: retried before every write, and at exit.
+ */
+const orphans = new Map<string, () => void>();
+
+/**
  * Replace `path` with `data` so that a reader sees the old bytes or the new, never a mix, and a failure leaves the
  * old file as it was. In a directory other containers may write to:
  * 1. a symbolic link or any non-regular file at `path` is refused (`refused_link`), never followed or replaced;
@@ -39,6 +45,7 @@ export async function writeFileAtomically(path: string, data: string | Uint8Arra
 }
 
 async function writeOnce(path: string, data: string | Uint8Array, mode: number): Promise<WrittenFile> {
+  await removeOrphans();
   await refuseNonRegular(path);
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const temporary = temporaryPathFor(path);
@@ -62,13 +69,22 @@ async function writeOnce(path: string, data: string | Uint8Array, mode: number):
   } catch (error) {
     await handle?.close().catch(() => undefined);
     // Only our own temporary file is removed: a name that existed before (EEXIST) is someone else's.
-    if (created) await unlink(temporary).catch(() => undefined);
+    if (created && !(await unlink(temporary).then(() => true, () => false))) orphans.set(temporary, forget);
     throw new DiskError('write_failed', path, `write failed: ${describeError(error)}`, error);
   } finally {
-    forget();
+    if (!orphans.has(temporary)) forget();
   }
   await syncDirectory(path);
   return written;
+}
+
+async function removeOrphans(): Promise<void> {
+  for (const [temporary, forget] of orphans) {
+    if (await unlink(temporary).then(() => true, (error: unknown) => systemCode(error) === 'ENOENT')) {
+      orphans.delete(temporary);
+      forget();
+    }
+  }
 }
 
 async function refuseNonRegular(path: string): Promise<void> {

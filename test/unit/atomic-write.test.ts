@@ -160,6 +160,28 @@ void describe('writeFileAtomically', () => {
     }
   });
 
+  void it('a temporary file the failed write could not remove is removed by the next write', async (t) => {
+    // An append-only directory accepts the new temporary file but refuses both the rename and the unlink.
+    const dir = await scratch.fresh();
+    const path = join(dir, 'jwt');
+    await writeFileAtomically(path, 'old.jwt.value', 0o640);
+    if (!chattrWorks(dir)) {
+      t.skip('chattr is not available on this file system');
+      return;
+    }
+    execFileSync('chattr', ['+a', dir]);
+    try {
+      const error = await diskErrorOf(writeFileAtomically(path, JWT, 0o640));
+      assert.equal(error.code, 'write_failed');
+      assert.equal((await readdir(dir)).length, 2, 'the temporary file is stuck for now');
+    } finally {
+      execFileSync('chattr', ['-a', dir]);
+    }
+    await writeFileAtomically(join(dir, 'other'), JWT, 0o640);
+    assert.deepEqual((await readdir(dir)).sort(), ['jwt', 'other']);
+    assert.equal(await readFile(path, 'utf8'), 'old.jwt.value');
+  });
+
   void it('leaves the old file intact in a read-only directory', { skip: RUNNING_AS_ROOT ? 'running as root: chmod 0555 does not stop root (the read-only volume case covers it)' : false }, async () => {
     const dir = await scratch.fresh();
     const path = join(dir, 'jwt');
