@@ -32,8 +32,8 @@ describe('ek-sidecar run: the first JWT', () => {
     const { payload } = await jwtVerify(jwt, api.jwtKey);
     assert.ok(typeof payload.exp === 'number' && payload.exp * 1000 > Date.now() + 800_000);
     assert.equal((await stat(jwtFile)).mode & 0o777, 0o640);
-    const ready = await fetch(`http://127.0.0.1:${String(metrics)}/readyz`);
-    assert.equal(ready.status, 200);
+    // The JWT file comes first, then the state file, then readiness.
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${String(metrics)}/readyz`)).status === 200, 5_000, () => '/readyz 200');
     const state = await readFile(`${jwtFile}.state.json`, 'utf8');
     assert.ok(!state.includes(TOKEN) && !state.includes(jwt), 'the state file holds no secret');
     const { code, ms } = await daemon.stop();

@@ -27,7 +27,10 @@ describe('restarts', () => {
     const jwtFile = join(dir.path, 'jwt');
     const args = baseArgs({ apiUrl: api.url, tokenFile, jwtFile });
     const first = startDaemon(args);
-    const jwt = await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
+    const { metrics: firstMetrics } = await first.ports();
+    // Ready means the state file naming the JWT is written too: killed before that, a restart rightly exchanges.
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${String(firstMetrics)}/readyz`)).status === 200);
+    const jwt = await readFile(jwtFile, 'utf8');
     await first.kill9();
     const exchanges = api.countFor(A);
     for (let i = 0; i < 3; i += 1) {
