@@ -30,8 +30,9 @@ const POLL_MAX_MS = 50;
  * milliseconds, not for a network call. Not re-entrant: a nested call on the same path waits for itself and fails.
  *
  * The lock is a file created with O_CREAT | O_EXCL | O_NOFOLLOW; whether its holder lives is judged by its mtime
- * alone (`isStaleLock`). A symbolic link or any non-regular file at `lockPath` is refused (`refused_link`), never
- * followed or removed. Creating the lock file failing for another reason (EROFS, EACCES…) is `write_failed`.
+ * alone (`isStaleLock`), so a holder that lives through a clock step larger than `staleMs` may lose the lock to a
+ * waiter: accepted, as holds last milliseconds. A symbolic link or any non-regular file at `lockPath` is refused
+ * (`refused_link`), never followed or removed. Failing to create the lock file otherwise (EROFS…) is `write_failed`.
  */
 export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, options: FileLockOptions = {}): Promise<T> {
   const staleMs = options.staleMs ?? DEFAULT_LOCK_STALE_MS;
@@ -52,7 +53,7 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, op
     return await fn();
   } finally {
     clearInterval(heartbeat);
-    await release(lockPath, handle);
+    await release(lockPath, handle, mine);
     forget();
   }
 }
@@ -105,16 +106,12 @@ async function takeOver(lockPath: string, stale: Stats): Promise<void> {
   await unlink(aside).catch(() => undefined);
 }
 
-/** Remove the lock file only if it is still ours (a holder frozen past `staleMs` may have lost it to another). */
-async function release(lockPath: string, handle: FileHandle): Promise<void> {
-  try {
-    const mine = await handle.stat();
-    const there = await lstat(lockPath).catch(() => undefined);
-    // A failed unlink leaves a lock that goes stale within staleMs: nothing better to do here.
-    if (there !== undefined && there.dev === mine.dev && there.ino === mine.ino) await unlink(lockPath).catch(() => undefined);
-  } catch {
-    // fstat failed: leave the file to go stale.
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
+/**
+ * Remove the lock file only if it is still ours (a holder frozen past `staleMs` may have lost it to another). When
+ * that cannot be known, or the unlink fails, the file is left to go stale within `staleMs`.
+ */
+async function release(lockPath: string, handle: FileHandle, mine: Stats | undefined): Promise<void> {
+  const there = await lstat(lockPath).catch(() => undefined);
+  if (mine !== undefined && there?.dev === mine.dev && there.ino === mine.ino) await unlink(lockPath).catch(() => undefined);
+  await handle.close().catch(() => undefined);
 }
