@@ -18,6 +18,11 @@ export async function rotateSecretVolume(dir: string, token: string): Promise<vo
   await updateAtomicVolume(dir, 'token', token, 0o644);
 }
 
+/** Rotate as the kubelet does, to a generation whose `token` entry `plant` creates (a FIFO, a link: what a hostile pod could put there). */
+export async function rotateSecretVolumeWith(dir: string, plant: (path: string) => Promise<void>): Promise<void> {
+  await updateAtomicVolume(dir, 'token', plant, 0o644);
+}
+
 export interface ProjectedTokenVolumeOptions {
   /** The `path` of the serviceAccountToken source. Default "token". */
   readonly file?: string;
@@ -43,7 +48,7 @@ async function createAtomicVolume(dir: string, file: string, content: string, mo
   return join(dir, file);
 }
 
-async function updateAtomicVolume(dir: string, file: string, content: string, mode: number): Promise<void> {
+async function updateAtomicVolume(dir: string, file: string, content: string | Plant, mode: number): Promise<void> {
   const previous = await readlink(join(dir, '..data'));
   const next = await writeGeneration(dir, file, content, mode);
   await symlink(next, join(dir, '..data_tmp'));
@@ -51,10 +56,13 @@ async function updateAtomicVolume(dir: string, file: string, content: string, mo
   await rm(join(dir, previous), { recursive: true, force: true });
 }
 
-async function writeGeneration(dir: string, file: string, content: string, mode: number): Promise<string> {
+type Plant = (path: string) => Promise<void>;
+
+async function writeGeneration(dir: string, file: string, content: string | Plant, mode: number): Promise<string> {
   generation += 1;
   const stamp = `..${new Date().toISOString().replace(/[-:T.Z]/g, '_')}${process.pid}_${generation}`;
   await mkdir(join(dir, stamp));
-  await writeFile(join(dir, stamp, file), content, { mode });
+  if (typeof content === 'string') await writeFile(join(dir, stamp, file), content, { mode });
+  else await content(join(dir, stamp, file));
   return stamp;
 }

@@ -15,7 +15,7 @@ import { median } from '../lib/stats.ts';
 import { waitForFileContent } from '../lib/wait.ts';
 
 /** The libraries ek-sidecar depends on (package.json dependencies), by the entry points src/ imports. */
-const LIBRARIES = ['pino', 'undici', 'prom-client', 'yargs', 'chokidar', 'jose/jwt/decode', 'write-file-atomic', 'shell-quote'] as const;
+const LIBRARIES = ['pino', 'undici', 'prom-client', 'yargs', 'chokidar', 'jose/jwt/decode', 'shell-quote'] as const;
 const ALONE = 'node alone';
 const HTTP = 'node:http';
 const ALL = 'node:http + all libraries';

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { readBootId, systemClock, systemTimers, type Clock } from '../core/clock.ts';
-import { diskFiles } from '../disk/file-access.ts';
-import { probeJwtPath, readJwtFile, removeStaleTemporaryFiles } from '../disk/jwt-file.ts';
+import { diskFiles, lockPathFor } from '../disk/file-access.ts';
+import { readJwtFile } from '../disk/jwt-file.ts';
+import { probeJwtPath, removeStaleTemporaryFiles } from '../disk/temporary-files.ts';
 import { JwtSink } from '../disk/jwt-sink.ts';
 import { statePathFor } from '../disk/state-file.ts';
 import { StateStore } from '../disk/state-store.ts';
@@ -34,14 +35,16 @@ export interface CoreOptions {
  */
 export async function startCore(config: Config, log: Logger, options: CoreOptions): Promise<Core> {
   await probeJwtPath(config.jwtFile);
-  await removeStaleTemporaryFiles(config.jwtFile);
-  await removeStaleTemporaryFiles(statePathFor(config.jwtFile));
+  const statePath = statePathFor(config.jwtFile);
+  // What a killed process left: temporary files of its writes, and a lock it held (set aside when taken over).
+  const removed = (await Promise.all([config.jwtFile, statePath, lockPathFor(statePath)].map((path) => removeStaleTemporaryFiles(path)))).flat();
+  if (removed.length > 0) log.info({ removed }, 'removed temporary files a previous run left');
   const clock = systemClock;
   const served = new ServedJwt(config.minTtlMs, clock);
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics && config.metricsRuntime, authMode: config.auth });
   metrics.rateLimitBudget.set(config.rateLimit.max);
   const client = createExchangeClient({ apiUrl: config.apiUrl, timeoutMs: config.timeoutMs, caPem: config.caPem });
-  const store = new StateStore({ path: statePathFor(config.jwtFile), files: diskFiles, clock, bootId: readBootId(), limit: config.rateLimit, metrics });
+  const store = new StateStore({ path: statePath, files: diskFiles, clock, bootId: readBootId(), limit: config.rateLimit, metrics });
   // The refresher and the sink report to each other; the sink reports only once the refresher exists.
   const sink = new JwtSink({
     jwtFile: config.jwtFile,

@@ -118,8 +118,7 @@ export class JwtSink {
     if (installation === undefined || this.#o.signal.aborted) return;
     const { jwtFile, mode, format, files, clock, store, metrics } = this.#o;
     try {
-      await files.write(jwtFile, renderJwt(installation.held, format, clock.now()), mode);
-      this.#written = await files.version(jwtFile);
+      this.#written = await files.write(jwtFile, renderJwt(installation.held, format, clock.now()), mode);
       await store.saveEntry(entryFor(installation), this.#o.records());
     } catch (error) {
       metrics.jwtFileWrites.inc({ result: 'failure' });

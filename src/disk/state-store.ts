@@ -52,7 +52,7 @@ export class StateStore {
    * fails closed, so the caller must not send.
    */
   async reserve(key: string, known: readonly ExchangeRecord[]): Promise<Reservation> {
-    return this.#files.withLock(this.#path, async () => {
+    return this.#locked(async () => {
       const { state } = await this.#read();
       const now = this.#reading();
       const records = prune(merge(known, recordsForBudget(state, now)), this.#limit, now.monoMs);
@@ -66,7 +66,7 @@ export class StateStore {
 
   /** Write the JWT entry (undefined: none), keeping every record on disk; returns the merged records. */
   async saveEntry(entry: JwtEntry | undefined, known: readonly ExchangeRecord[]): Promise<ExchangeRecord[]> {
-    return this.#files.withLock(this.#path, async () => {
+    return this.#locked(async () => {
       const { state } = await this.#read();
       const now = this.#reading();
       const records = prune(merge(known, recordsForBudget(state, now)), this.#limit, now.monoMs);
@@ -87,15 +87,20 @@ export class StateStore {
     return state === undefined ? { state: EMPTY_STATE, problem: `state file ${this.#path} is damaged or of another version; starting from an empty state` } : { state, problem: undefined };
   }
 
-  async #write(state: StateFile): Promise<void> {
+  /** A read-modify-write under the lock; a failure anywhere in it (the lock, the write) is a failed state write. */
+  async #locked<T>(change: () => Promise<T>): Promise<T> {
     try {
-      await this.#files.write(this.#path, renderState(state), STATE_MODE);
-      this.#metrics.stateFileWrites.inc({ result: 'success' });
+      return await this.#files.withLock(this.#path, change);
     } catch (error) {
       this.#metrics.stateFileWrites.inc({ result: 'failure' });
       if (error instanceof DiskError) throw error;
       throw new DiskError('write_failed', this.#path, describeError(error), error);
     }
+  }
+
+  async #write(state: StateFile): Promise<void> {
+    await this.#files.write(this.#path, renderState(state), STATE_MODE);
+    this.#metrics.stateFileWrites.inc({ result: 'success' });
   }
 
   #reading(): ClockReading {

@@ -28,7 +28,7 @@ const FORBIDDEN: readonly (readonly [string, RegExp])[] = [
   ['the http layer', /\/src\/http\//],
   ['logs and metrics', /\/src\/observe\//],
   ['the refresher', /\/src\/refresh\/refresher\.ts$/],
-  ['run and once', /\/src\/commands\/(run|once|start-core)\.ts$/],
+  ['run and once', /\/src\/commands\/(run|once|core)\.ts$/],
 ];
 
 /** Run `node src/bin.ts check …` (TypeScript as it is, unbundled) with the recorder; resolve with the exit code and what it loaded. */

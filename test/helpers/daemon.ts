@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { after } from 'node:test';
 import { join } from 'node:path';
 import { CLI } from '../../testkit/paths.ts';
 
@@ -9,6 +10,15 @@ export { baseArgs } from '../../testkit/daemon-args.ts';
 
 /** Everything every daemon printed in this test process, for the leak checks. */
 export const allOutput: string[] = [];
+
+/**
+ * Daemons still running. A test that fails before it stops its daemon must not leave it holding the test file's
+ * process open (the runner would wait for ever): whatever is left is killed when the file's tests are done.
+ */
+const running = new Set<ChildProcess>();
+after(() => {
+  for (const child of running) child.kill('SIGKILL');
+});
 
 export interface LogLine {
   readonly level?: string;
@@ -41,8 +51,12 @@ export function startDaemon(args: readonly string[], env: Record<string, string>
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk; allOutput.push(chunk); });
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { err += chunk; allOutput.push(chunk); });
+  running.add(child);
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => { resolve({ code, signal }); });
+    child.once('exit', (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    });
   });
   const logs = (): LogLine[] => out.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as LogLine);
   const daemon: Daemon = {
@@ -105,4 +119,11 @@ export function findLeaks(secrets: Iterable<string>, output: readonly string[] =
     if (secret.length > 0 && text.includes(secret)) leaks.push(`${secret.slice(0, 12)}…`);
   }
   return leaks;
+}
+
+/** One sample of a daemon's /metrics, e.g. `ek_sidecar_ready` or `name{label="value"}`; 0 when absent. */
+export async function scrapeSample(metricsPort: number, series: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${String(metricsPort)}/metrics`)).text();
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }

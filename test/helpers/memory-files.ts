@@ -30,7 +30,7 @@ export class MemoryFiles implements FileAccess {
     return Promise.resolve(file?.text);
   }
 
-  async write(path: string, text: string, mode: number): Promise<void> {
+  async write(path: string, text: string, mode: number): Promise<FileVersion> {
     this.writeAttempts += 1;
     if (this.#hold !== undefined) await this.#hold;
     if (this.failNext > 0 && (this.failPath === undefined || this.failPath(path))) {
@@ -41,6 +41,7 @@ export class MemoryFiles implements FileAccess {
     this.#serial += 1;
     this.#files.set(path, { text, mode, version: this.#serial });
     this.writes.push({ path, text });
+    return { dev: 1, ino: this.#serial, size: text.length, mtimeMs: this.#serial };
   }
 
   async withLock<T>(_path: string, fn: () => Promise<T>): Promise<T> {

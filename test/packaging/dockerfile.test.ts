@@ -286,7 +286,7 @@ void describe('Dockerfile', () => {
       });
       assert.equal(version.status, 0, version.stderr);
       assert.equal(version.stdout.trim(), packageJson.version);
-      // `once` loads every runtime module (undici, chokidar, prom-client, pino, write-file-atomic) from the bundle
+      // `once` loads every runtime module (undici, chokidar, prom-client, pino) from the bundle
       // alone, then fails cleanly on the missing token file: proof that nothing is missing without node_modules.
       const once = run(process.execPath, [...rest, cli, 'once', '--token-file', join(finalRoot, 'no-token'), '--jwt-file', join(finalRoot, 'jwt'), '--api-url', 'http://127.0.0.1:9'], {
         cwd: join(finalRoot, 'app'),

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readApiTokenFile } from '../../src/credentials/api-token.ts';
+import { MAX_TOKEN_FILE_BYTES, readApiTokenFile } from '../../src/credentials/api-token.ts';
 import { MAX_TOKEN_BYTES, parseApiToken, type TokenProblem } from '../../src/credentials/api-token-text.ts';
 import { fingerprint } from '../../src/core/fingerprint.ts';
 
@@ -83,6 +84,10 @@ void describe('readApiTokenFile', () => {
     { name: 'a directory', setup: (path) => mkdir(path), problem: 'unreadable' },
     { name: 'an empty file', setup: (path) => writeFile(path, ''), problem: 'empty' },
     { name: 'a malformed file', setup: (path) => writeFile(path, `token=${KEY}\n`), problem: 'malformed' },
+    { name: 'a FIFO (read without blocking)', setup: (path) => { execFileSync('mkfifo', [path]); return Promise.resolve(); }, problem: 'unreadable' },
+    { name: 'a link to /dev/zero (nothing read from it)', setup: (path) => symlink('/dev/zero', path), problem: 'unreadable' },
+    { name: 'a file over 4 KiB + 1 byte', setup: (path) => writeFile(path, `ek_live_${KEY}${'a'.repeat(MAX_TOKEN_FILE_BYTES)}`), problem: 'malformed' },
+    { name: 'a 1 MB file', setup: (path) => writeFile(path, `ek_live_${'a'.repeat(1_000_000)}`), problem: 'malformed' },
   ];
   for (const [index, row] of problems.entries()) {
     void it(`reports ${row.name} as ${row.problem}, naming the path`, async () => {
@@ -95,6 +100,31 @@ void describe('readApiTokenFile', () => {
       assert.ok(!read.message.includes(KEY));
     });
   }
+
+  void it('reads a 4 KiB token with its trailing newline (4 KiB + 1 byte)', async () => {
+    const path = join(dir, 'full-size');
+    const value = `ek_live_${'a'.repeat(MAX_TOKEN_BYTES - 8)}`;
+    await writeFile(path, `${value}\n`);
+    assert.deepEqual(await readApiTokenFile(path), { ok: true, token: { value, fingerprint: fingerprint(value) } });
+  });
+
+  void it('follows links (the kubelet\'s ..data swap)', async () => {
+    const secret = join(dir, 'secret');
+    await mkdir(join(secret, '..2024_01_01'), { recursive: true });
+    await writeFile(join(secret, '..2024_01_01', 'token'), `ek_live_${KEY}`);
+    await symlink('..2024_01_01', join(secret, '..data'));
+    await symlink(join('..data', 'token'), join(secret, 'token'));
+    const read = await readApiTokenFile(join(secret, 'token'));
+    assert.equal(read.ok, true);
+  });
+
+  void it('names what a non-regular file is', async () => {
+    const path = join(dir, 'named-fifo');
+    execFileSync('mkfifo', [path]);
+    const read = await readApiTokenFile(path);
+    assert.equal(read.ok, false);
+    assert.equal(read.message, `token file ${path}: is a FIFO (named pipe), not a regular file; it is not read`);
+  });
 
   void it('reports a file under a regular file as unreadable, not missing', async () => {
     const file = join(dir, 'plain');

@@ -293,7 +293,8 @@ class FakeApiServer implements FakeApi {
   }
 
   #sign(subject: string, lifetimeSec: number, claims: Readonly<Record<string, string>> = {}): Promise<string> {
-    return issueJwt({ key: this.jwtKey, nowMs: this.#now(), subject, lifetimeSec, normalLifetimeSec: this.#lifetimeSec, claims });
+    const padding = this.#options.jwtPadding === undefined ? {} : { pad: 'p'.repeat(this.#options.jwtPadding) };
+    return issueJwt({ key: this.jwtKey, nowMs: this.#now(), subject, lifetimeSec, normalLifetimeSec: this.#lifetimeSec, claims: { ...padding, ...claims } });
   }
 
   /** Records the status and every JWT the body carries, so tests can look for them where they must not be. */

@@ -33,6 +33,8 @@ export interface FakeApiOptions {
   readonly oidcBindings?: readonly OidcBinding[];
   /** The secrets the reads serve: workspace → project → environment → name → value. */
   readonly secrets?: SecretSeed;
+  /** Characters of filler in a `pad` claim, for JWTs larger than a page (a full volume's short writes). Default none. */
+  readonly jwtPadding?: number;
 }
 
 export interface FakeApi {
