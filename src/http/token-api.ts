@@ -2,20 +2,22 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../core/clock.ts';
 import { isLoopbackHost, type ListenAddress } from '../config/config.ts';
 import {
-  JSON_TYPE,
   createHttpServer,
+  startServer,
+  type HttpTimeouts,
+  type Logger,
+  type RunningServer,
+} from './server.ts';
+import {
+  JSON_TYPE,
   declaredTooLarge,
   discardBody,
   errorReply,
   hasBody,
   pathOf,
   send,
-  startServer,
-  type HttpTimeouts,
-  type Logger,
   type Reply,
-  type RunningServer,
-} from './server.ts';
+} from './reply.ts';
 import { jwtDocument, secondsLeft } from '../disk/jwt-format.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { Status } from '../refresh/served-jwt.ts';
