@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../core/clock.ts';
-import type { ListenAddress } from '../config/config.ts';
 import {
+  OPS_MAX_CONNECTIONS,
   createHttpServer,
   startServer,
+  type Bind,
   type HttpTimeouts,
   type Logger,
   type RunningServer,
@@ -22,7 +23,8 @@ import type { Metrics } from '../observe/metrics.ts';
 import type { Status } from '../refresh/served-jwt.ts';
 
 export interface OpsServerOptions {
-  readonly listen: ListenAddress;
+  /** No host: every interface. */
+  readonly listen: Bind;
   readonly status: Status;
   readonly metrics: Metrics;
   readonly clock: Clock;
@@ -33,6 +35,8 @@ export interface OpsServerOptions {
   readonly log?: Logger;
   /** SPEC defaults when absent; tests shorten them. */
   readonly timeouts?: Partial<HttpTimeouts>;
+  /** Most connections open at once; OPS_MAX_CONNECTIONS when absent. */
+  readonly maxConnections?: number;
 }
 
 const PATHS = new Set(['/metrics', '/healthz', '/readyz']);
@@ -54,8 +58,9 @@ const REPLY = {
  * Every answer is derived from what `status` records; nothing is polled or fetched to answer.
  */
 export function startOpsServer(options: OpsServerOptions): Promise<RunningServer> {
-  const server = createHttpServer(options.timeouts, opsHandler(options));
-  return startServer(server, options.listen);
+  const { timeouts, log } = options;
+  const server = createHttpServer({ timeouts, maxConnections: options.maxConnections ?? OPS_MAX_CONNECTIONS, name: 'metrics listener', log }, opsHandler(options));
+  return startServer(server, options.listen, 'metrics listener', log);
 }
 
 function opsHandler(options: OpsServerOptions): (req: IncomingMessage, res: ServerResponse) => void {

@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../core/clock.ts';
-import { isLoopbackHost, type ListenAddress } from '../config/config.ts';
+import { isLoopbackHost } from '../config/config.ts';
 import {
+  TOKEN_MAX_CONNECTIONS,
   createHttpServer,
   startServer,
+  type Bind,
   type HttpTimeouts,
   type Logger,
   type RunningServer,
@@ -23,13 +25,16 @@ import type { Metrics } from '../observe/metrics.ts';
 import type { Status } from '../refresh/served-jwt.ts';
 
 export interface TokenServerOptions {
-  readonly listen: ListenAddress;
+  /** No host: every interface. */
+  readonly listen: Bind;
   readonly status: Status;
   readonly metrics: Metrics;
   readonly clock: Clock;
   readonly log?: Logger;
   /** SPEC defaults when absent; tests shorten them. */
   readonly timeouts?: Partial<HttpTimeouts>;
+  /** Most connections open at once; TOKEN_MAX_CONNECTIONS when absent. */
+  readonly maxConnections?: number;
 }
 
 type Route = '/v1/token' | '/v1/auth/exchange' | 'other';
@@ -62,8 +67,9 @@ type Deps = Pick<TokenServerOptions, 'status' | 'clock'>;
 
 /** The loopback token API of SPEC.md. Serving a token is a memory read of `status`; nothing here does I/O. */
 export function startTokenServer(options: TokenServerOptions): Promise<RunningServer> {
-  const server = createHttpServer(options.timeouts, tokenHandler(options));
-  return startServer(server, options.listen);
+  const { timeouts, log } = options;
+  const server = createHttpServer({ timeouts, maxConnections: options.maxConnections ?? TOKEN_MAX_CONNECTIONS, name: 'token API', log }, tokenHandler(options));
+  return startServer(server, options.listen, 'token API', log);
 }
 
 function tokenHandler(options: TokenServerOptions): (req: IncomingMessage, res: ServerResponse) => void {
