@@ -3,7 +3,7 @@ import type { Server as NetServer, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 
 export interface ConnectionLimits {
-  /** Most connections open at once; at the cap a newcomer evicts the longest-idle one. */
+  /** Most connections open at once; see ConnectionTable. */
   readonly maxConnections: number;
   /** A request's headers (the TLS handshake included) within this of the connection or of the previous answer. */
   readonly headersTimeoutMs: number;
@@ -14,7 +14,7 @@ export interface ConnectionLimits {
 export interface ConnectionEvents {
   /** An idle connection was closed to make room at the cap. */
   onEvict?(): void;
-  /** A newcomer was closed at once: every open connection had a request in flight. */
+  /** node:net refused a newcomer: the listener was full of connections that could not be evicted. */
   onRefuse?(): void;
 }
 
@@ -27,12 +27,18 @@ const LINGER_MS = 1_000;
  * The open connections of one listener, least recently active first, each with its slow-client deadlines.
  *
  * The cap bounds memory: every open connection holds a socket, a parser and buffers (about 13 KiB of RSS each on
- * Node 24; 12,000 idle ones took the daemon past a 160 MiB limit). At the cap the newcomer is admitted and the
- * connection idle longest is closed: one with no request in flight (it never sent one, it is still sending its
- * headers or handshake, or it is kept alive after its answer). Refusing the newcomer instead would let a flood that
- * renews its idle connections faster than the header deadline closes them lock out every kubelet probe and
- * Prometheus scrape for as long as it lasts; evicting serves a probe as long as its request arrives before `max`
- * newer connections push it out. Only when every connection has a request in flight is the newcomer refused.
+ * Node 24; 12,000 idle ones took the daemon past a 160 MiB limit). When the cap is reached, the connection idle
+ * longest is closed at once to keep room for the next newcomer: one with no request in flight (it never sent one,
+ * it is still sending its headers or handshake, or it is kept alive after its answer). Refusing newcomers instead
+ * would let a flood that renews its idle connections faster than the header deadline closes them lock out every
+ * kubelet probe and Prometheus scrape for as long as it lasts; evicting serves a newcomer such as a probe as long
+ * as its request arrives before the cap's worth of newer connections push it out.
+ *
+ * A connection accepted in this turn of the event loop or the one before has not yet been given the chance to be
+ * read (node accepts a whole queue of connections in one go, then reads them in the next poll), so it is not
+ * evicted: otherwise a burst longer than the cap would evict a probe before its request, already sent, was read.
+ * When nothing can be evicted the listener stays full and node:net refuses newcomers (server.maxConnections)
+ * before it creates a socket for them, the cheapest answer to a storm of connections, until one closes.
  *
  * The deadlines are node:http's headers and request timeouts applied per connection, without its check that wakes
  * the process every interval even when no connection is open. Two timers per connection, refreshed (never
@@ -47,6 +53,9 @@ export class ConnectionTable {
   readonly #secured = new WeakMap<Socket, Connection>();
   /** TLS only: connections still in their handshake, by peer and local address (see `peerKey`). */
   readonly #handshaking = new Map<string, Connection>();
+  /** Counts turns of the event loop while connections are being accepted, and two more after; see the class comment. */
+  #turn = 0;
+  #turnsToCount = 0;
 
   constructor(limits: ConnectionLimits, events: ConnectionEvents = {}) {
     this.#limits = limits;
@@ -55,6 +64,10 @@ export class ConnectionTable {
 
   /** Follow `server`'s connections; `tls` when it is a node:https server. */
   attach(server: NetServer, tls: boolean): void {
+    server.maxConnections = this.#limits.maxConnections;
+    server.on('drop', () => {
+      this.#events.onRefuse?.();
+    });
     server.on('connection', (socket: Socket) => {
       this.#accepted(socket, tls);
     });
@@ -73,12 +86,7 @@ export class ConnectionTable {
   }
 
   #accepted(raw: Socket, tls: boolean): void {
-    if (this.#open.size >= this.#limits.maxConnections && !this.#evictIdle()) {
-      raw.destroy();
-      this.#events.onRefuse?.();
-      return;
-    }
-    const connection = new Connection(raw, this.#limits);
+    const connection = new Connection(raw, this.#limits, this.#turn);
     this.#open.set(raw, connection);
     if (tls) {
       connection.key = peerKey(raw);
@@ -89,6 +97,8 @@ export class ConnectionTable {
     raw.once('close', () => {
       this.#forget(connection);
     });
+    this.#countTurns();
+    if (this.#open.size >= this.#limits.maxConnections) this.#evictIdle();
   }
 
   /**
@@ -114,15 +124,31 @@ export class ConnectionTable {
     this.#open.set(connection.raw, connection);
   }
 
-  #evictIdle(): boolean {
+  /**
+   * Advance `#turn` after this poll phase and the next: by then this turn's connections have been read once. A
+   * listener left full by a burst makes room again as soon as its connections may be evicted.
+   */
+  #countTurns(): void {
+    const counting = this.#turnsToCount > 0;
+    this.#turnsToCount = 2;
+    if (counting) return;
+    const tick = (): void => {
+      this.#turn += 1;
+      this.#turnsToCount -= 1;
+      if (this.#open.size >= this.#limits.maxConnections) this.#evictIdle();
+      if (this.#turnsToCount > 0) setImmediate(tick);
+    };
+    setImmediate(tick);
+  }
+
+  #evictIdle(): void {
     for (const connection of this.#open.values()) {
-      if (connection.inFlight()) continue;
+      if (connection.inFlight() || this.#turn - connection.acceptedTurn < 2) continue;
       this.#forget(connection);
       connection.raw.destroy();
       this.#events.onEvict?.();
-      return true;
+      return;
     }
-    return false;
   }
 
   #forget(connection: Connection): void {
@@ -143,13 +169,15 @@ class Connection {
   http: Socket | undefined;
   /** TLS only, during the handshake: the key in ConnectionTable's handshaking map. */
   key: string | undefined;
+  readonly acceptedTurn: number;
   /** The response to the latest request on this connection; undefined until the first request's headers arrive. */
   #response: ServerResponse | undefined;
   readonly #headers: NodeJS.Timeout;
   readonly #whole: NodeJS.Timeout;
 
-  constructor(raw: Socket, limits: ConnectionLimits) {
+  constructor(raw: Socket, limits: ConnectionLimits, turn: number) {
     this.raw = raw;
+    this.acceptedTurn = turn;
     this.#headers = setTimeout(() => {
       if (this.#response === undefined) this.#expire();
       // The last request was answered and no new one has brought its headers since: close quietly, as the
