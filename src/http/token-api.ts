@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../core/clock.ts';
-import { isLoopbackHost } from '../config/config.ts';
 import {
   TOKEN_MAX_CONNECTIONS,
   createHttpServer,
@@ -20,6 +19,7 @@ import {
   send,
   type Reply,
 } from './reply.ts';
+import { headerRefusal, hostGuard, isLoopbackPeer } from './guards.ts';
 import { jwtDocument, secondsLeft } from '../disk/jwt-format.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { Status } from '../refresh/served-jwt.ts';
@@ -35,6 +35,8 @@ export interface TokenServerOptions {
   readonly timeouts?: Partial<HttpTimeouts>;
   /** Most connections open at once; TOKEN_MAX_CONNECTIONS when absent. */
   readonly maxConnections?: number;
+  /** `--allowed-hosts`: Host names accepted besides loopback addresses and localhost. */
+  readonly allowedHosts?: readonly string[];
 }
 
 type Route = '/v1/token' | '/v1/auth/exchange' | 'other';
@@ -43,8 +45,10 @@ type Route = '/v1/token' | '/v1/auth/exchange' | 'other';
 export const REQUEST_HEADER = 'ek-sidecar-request';
 
 const REPLY = {
-  forwarded: errorReply(403, 'requests carrying X-Forwarded-For or Forwarded are refused'),
-  foreignHost: errorReply(403, 'the Host header must name a loopback address or localhost'),
+  forwarded: errorReply(403, 'requests carrying Forwarded, X-Forwarded-*, X-Real-IP or Via are refused'),
+  origin: errorReply(403, 'requests carrying Origin are refused: this API is not for browsers'),
+  foreignHost: errorReply(403, 'the Host header must name a loopback address, localhost or an --allowed-hosts name'),
+  remotePeer: errorReply(403, 'GET /v1/token answers only clients on a loopback address'),
   // 403, not 400: like GCP's Metadata-Flavor, the header is a guard, and its absence marks a request we refuse
   // to authorise (possibly forged), not a malformed one; it also keeps every guard refusal on one code.
   noRequestHeader: errorReply(403, 'the header "Ek-Sidecar-Request: true" is required'),
@@ -61,7 +65,6 @@ const REPLY = {
 };
 const UNAVAILABLE = 'no JWT valid for more than --min-ttl is held yet; retry later';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
-const PORT_SUFFIX = /^:\d{1,5}$/;
 
 type Deps = Pick<TokenServerOptions, 'status' | 'clock'>;
 
@@ -74,6 +77,7 @@ export function startTokenServer(options: TokenServerOptions): Promise<RunningSe
 
 function tokenHandler(options: TokenServerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { metrics, log } = options;
+  const hostAllowed = hostGuard(options.allowedHosts ?? []);
 
   const respond = (res: ServerResponse, route: Route, reply: Reply): void => {
     metrics.tokenRequests.inc({ path: route, code: String(reply.code) });
@@ -94,7 +98,7 @@ function tokenHandler(options: TokenServerOptions): (req: IncomingMessage, res: 
 
   return (req, res) => {
     const route = routeOf(req.url);
-    const refusal = guardRefusal(req);
+    const refusal = guardRefusal(req, route, hostAllowed);
     if (refusal !== undefined) {
       respond(res, route, refusal);
     } else if (!hasBody(req)) {
@@ -152,36 +156,16 @@ function routeOf(url: string | undefined): Route {
   return path === '/v1/token' || path === '/v1/auth/exchange' ? path : 'other';
 }
 
-/** SSRF and DNS-rebinding defences, for every path: the 403 to send, or undefined when the request may pass. */
-function guardRefusal(req: IncomingMessage): Reply | undefined {
-  const headers = req.headers;
-  if (headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined) return REPLY.forwarded;
-  return hostIsLoopback(headers.host) ? undefined : REPLY.foreignHost;
-}
-
-// Clients send the same Host on every request: remember the last one accepted to skip re-parsing it.
-let lastLoopbackHost = '';
-
-/** `name`, `name:port`, `[v6]` or `[v6]:port`, where name is a loopback address or localhost. */
-export function hostIsLoopback(host: string | undefined): boolean {
-  if (host === undefined || host === '') return false;
-  if (host === lastLoopbackHost) return true;
-  let name: string;
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    if (end < 0) return false;
-    const rest = host.slice(end + 1);
-    if (rest !== '' && !PORT_SUFFIX.test(rest)) return false;
-    name = host.slice(0, end + 1);
-  } else {
-    const colon = host.indexOf(':');
-    // An unbracketed IPv6 literal has several colons and fails here, as RFC 3986 would have it.
-    if (colon >= 0 && !PORT_SUFFIX.test(host.slice(colon))) return false;
-    name = colon < 0 ? host : host.slice(0, colon);
-  }
-  if (!isLoopbackHost(name)) return false;
-  lastLoopbackHost = host;
-  return true;
+/**
+ * SSRF and DNS-rebinding defences, for every path, then the loopback-peer rule for what needs no credential:
+ * the 403 to send, or undefined when the request may pass.
+ */
+function guardRefusal(req: IncomingMessage, route: Route, hostAllowed: (host: string | undefined) => boolean): Reply | undefined {
+  const refused = headerRefusal(req.headers);
+  if (refused !== undefined) return refused === 'origin' ? REPLY.origin : REPLY.forwarded;
+  if (!hostAllowed(req.headers.host)) return REPLY.foreignHost;
+  if (route === '/v1/token' && !isLoopbackPeer(req.socket.remoteAddress)) return REPLY.remotePeer;
+  return undefined;
 }
 
 /** `application/json` anywhere in Accept with a q above zero selects the json form; anything else, the raw JWT. */
