@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Server as HttpsServer } from 'node:https';
+import { isLoopbackHost } from '../config/config.ts';
 import type { Clock } from '../core/clock.ts';
 import {
   TOKEN_MAX_CONNECTIONS,
@@ -20,6 +22,7 @@ import {
   type Reply,
 } from './reply.ts';
 import { headerRefusal, hostGuard, isLoopbackPeer } from './guards.ts';
+import { loadInitialPair, TlsReloader, type TlsFiles } from './tls.ts';
 import { jwtDocument, secondsLeft } from '../disk/jwt-format.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { Status } from '../refresh/served-jwt.ts';
@@ -37,7 +40,14 @@ export interface TokenServerOptions {
   readonly maxConnections?: number;
   /** `--allowed-hosts`: Host names accepted besides loopback addresses and localhost. */
   readonly allowedHosts?: readonly string[];
+  /**
+   * `--tls-cert-file`/`--tls-key-file`: serve HTTPS with these PEM files, re-read when they change (every
+   * `rereadIntervalMs` too, 30 s when absent). A missing or bad pair at start rejects with a ConfigError.
+   */
+  readonly tls?: (TlsFiles & { readonly rereadIntervalMs?: number }) | undefined;
 }
+
+const NAME = 'token API';
 
 type Route = '/v1/token' | '/v1/auth/exchange' | 'other';
 
@@ -69,10 +79,32 @@ const TEXT_TYPE = 'text/plain; charset=utf-8';
 type Deps = Pick<TokenServerOptions, 'status' | 'clock'>;
 
 /** The loopback token API of SPEC.md. Serving a token is a memory read of `status`; nothing here does I/O. */
-export function startTokenServer(options: TokenServerOptions): Promise<RunningServer> {
-  const { timeouts, log } = options;
-  const server = createHttpServer({ timeouts, maxConnections: options.maxConnections ?? TOKEN_MAX_CONNECTIONS, name: 'token API', log }, tokenHandler(options));
-  return startServer(server, options.listen, 'token API', log);
+export async function startTokenServer(options: TokenServerOptions): Promise<RunningServer> {
+  const { timeouts, log, listen } = options;
+  const tls = options.tls === undefined ? undefined : await loadInitialPair(options.tls);
+  const maxConnections = options.maxConnections ?? TOKEN_MAX_CONNECTIONS;
+  const server = createHttpServer({ timeouts, maxConnections, name: NAME, log, tls: tls?.pair }, tokenHandler(options));
+  if (tls === undefined && (listen.host === undefined || !isLoopbackHost(listen.host))) {
+    log?.warn({ listen }, 'the token API listens beyond loopback without TLS (--tls-cert-file, --tls-key-file): what its clients send crosses the network in clear');
+  }
+  const running = await startServer(server, listen, NAME, log);
+  if (options.tls === undefined || tls === undefined || !(server instanceof HttpsServer)) return running;
+  const reloader = new TlsReloader({
+    files: options.tls,
+    current: tls,
+    apply: (pair) => {
+      server.setSecureContext({ cert: pair.cert, key: pair.key });
+    },
+    log,
+    rereadIntervalMs: options.tls.rereadIntervalMs,
+  });
+  reloader.start();
+  return {
+    address: running.address,
+    close: async () => {
+      await Promise.all([reloader.close(), running.close()]);
+    },
+  };
 }
 
 function tokenHandler(options: TokenServerOptions): (req: IncomingMessage, res: ServerResponse) => void {
