@@ -73,6 +73,15 @@ function recorder(): { warn(obj: object, msg: string): void; info(obj: object, m
 }
 
 const tlsFiles = (paths: Record<string, string>): { certFile: string; keyFile: string } => ({ certFile: paths['tls.crt'] ?? '', keyFile: paths['tls.key'] ?? '' });
+/** `issued` as two plain files in a new directory `name`. */
+async function plainFiles(name: string, issued: Issued): Promise<{ certFile: string; keyFile: string }> {
+  await mkdir(join(dir.path, name));
+  const files = { certFile: join(dir.path, name, 'cert.pem'), keyFile: join(dir.path, name, 'key.pem') };
+  await writeFile(files.certFile, issued.certPem);
+  await writeFile(files.keyFile, issued.keyPem);
+  return files;
+}
+
 /** What cert-manager writes: the leaf followed by its chain, and the key. */
 const secret = (issued: Issued): Record<string, string> => ({ 'tls.crt': `${issued.certPem}\n${ca.certPem}\n`, 'tls.key': issued.keyPem });
 
@@ -156,11 +165,7 @@ void describe('HTTPS on the token listener', () => {
 
 void describe('slow clients over TLS', () => {
   void it('cuts a connection that never completes its handshake, and answers 408 over TLS to slow headers', async () => {
-    const plain = join(dir.path, 'slow');
-    await mkdir(plain);
-    const files = { certFile: join(plain, 'cert.pem'), keyFile: join(plain, 'key.pem') };
-    await writeFile(files.certFile, first.certPem);
-    await writeFile(files.keyFile, first.keyPem);
+    const files = await plainFiles('slow', first);
     const timeouts = { headersTimeoutMs: 150, requestTimeoutMs: 300 };
     const server = await startTokenServer({ listen: { host: '127.0.0.1', port: 0 }, status, metrics, clock, tls: files, timeouts });
     try {
@@ -206,11 +211,7 @@ void describe('start and the periodic re-read', () => {
   });
 
   void it('picks up a pair rewritten in place on the next periodic re-read', async () => {
-    const plain = join(dir.path, 'plain');
-    await mkdir(plain);
-    const files = { certFile: join(plain, 'cert.pem'), keyFile: join(plain, 'key.pem') };
-    await writeFile(files.certFile, first.certPem);
-    await writeFile(files.keyFile, first.keyPem);
+    const files = await plainFiles('plain', first);
     assert.equal((await loadPair(files)).fingerprint256, first.fingerprint256);
     const server = await startTokenServer({ listen: { host: '127.0.0.1', port: 0 }, status, metrics, clock, tls: { ...files, rereadIntervalMs: 50 } });
     try {
