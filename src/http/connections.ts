@@ -81,10 +81,6 @@ export class ConnectionTable {
     });
   }
 
-  get size(): number {
-    return this.#open.size;
-  }
-
   #accepted(raw: Socket, tls: boolean): void {
     const connection = new Connection(raw, this.#limits, this.#turn);
     this.#open.set(raw, connection);

@@ -42,16 +42,16 @@ export const DEFAULT_TIMEOUTS: HttpTimeouts = {
 const CLOSE_GRACE_MS = 1_000;
 
 /**
- * Connection caps, per listener. An open connection costs about 13 KiB of RSS (plain HTTP, Node 24), so both
- * listeners full add under 15 MiB to an idle daemon; what a flood costs beyond that is the garbage of the
- * connections it churns through (V8's young generation grows under it). Legitimate use is far below the cap: a few
- * probes and one scraper on the ops listener; the pod's apps, or a broker's sidecars asking once per JWT lifetime,
- * on the token listener. The cap stays above the listen backlog, so that one batch of accepts (at most the backlog
- * once the queue is full) cannot evict a connection it has just accepted before its request is read.
+ * Connection caps, per listener (see ConnectionTable). An open connection costs about 13 KiB of RSS (plain HTTP,
+ * Node 24), so both listeners full add under 15 MiB to an idle daemon; what a flood costs beyond that is the
+ * garbage of the connections it churns through. Legitimate use is far below: a few probes and one scraper on the
+ * ops listener; the pod's apps, or a broker's sidecars asking once per JWT lifetime, on the token listener. The cap
+ * exceeds the listen backlog, so that everything waiting in a full accept queue (a probe among a flood) fits in
+ * the listener when node accepts it, rather than being refused.
  */
 export const TOKEN_MAX_CONNECTIONS = 512;
 export const OPS_MAX_CONNECTIONS = 512;
-/** Node's default, stated so the caps above can rely on it. */
+/** Node's default, stated because the caps above rely on it. */
 const LISTEN_BACKLOG = 511;
 
 /** A cap hit or an accept error is logged at most this often, with how many happened since. */
