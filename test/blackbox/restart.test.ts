@@ -28,14 +28,21 @@ describe('restarts', () => {
     const args = baseArgs({ apiUrl: api.url, tokenFile, jwtFile });
     const first = startDaemon(args);
     const jwt = await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
+    // Ready means durable: the state file that names the JWT is written too. A kill before that costs an exchange.
+    const { metrics: firstMetrics } = await first.ports();
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${String(firstMetrics)}/readyz`)).status === 200);
     await first.kill9();
     const exchanges = api.countFor(A);
     for (let i = 0; i < 3; i += 1) {
       const again = startDaemon(args);
-      const { metrics } = await again.ports();
-      await again.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('reusing the JWT on disk'));
-      await waitFor(async () => (await fetch(`http://127.0.0.1:${String(metrics)}/readyz`)).status === 200);
-      await again.kill9();
+      try {
+        const { metrics } = await again.ports();
+        await again.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('reusing the JWT on disk'));
+        await waitFor(async () => (await fetch(`http://127.0.0.1:${String(metrics)}/readyz`)).status === 200);
+      } finally {
+        // Also when an expectation fails: a daemon left running would keep this test file from ever finishing.
+        await again.kill9();
+      }
     }
     assert.equal(api.countFor(A), exchanges, 'no exchange after restarts');
     assert.equal(await readFile(jwtFile, 'utf8'), jwt);
