@@ -40,29 +40,53 @@ export async function rotateProjectedTokenVolume(dir: string, token: string, opt
   await updateAtomicVolume(dir, options.file ?? 'token', token, options.mode ?? 0o644);
 }
 
+/** A secret volume with several keys (e.g. `tls.crt` and `tls.key`); resolves with the path of each. */
+export async function createSecretVolumeOf(dir: string, files: Readonly<Record<string, string>>): Promise<Record<string, string>> {
+  return createSecretVolumeOfMode(dir, files, 0o644);
+}
+
+/** Update every key at once, as the kubelet does (see rotateSecretVolume). */
+export async function rotateSecretVolumeOf(dir: string, files: Readonly<Record<string, string>>): Promise<void> {
+  await swapData(dir, await writeGeneration(dir, files, 0o644));
+}
+
+type Plant = (path: string) => Promise<void>;
+
 async function createAtomicVolume(dir: string, file: string, content: string, mode: number): Promise<string> {
+  return (await createSecretVolumeOfMode(dir, { [file]: content }, mode))[file] ?? join(dir, file);
+}
+
+async function createSecretVolumeOfMode(dir: string, files: Readonly<Record<string, string>>, mode: number): Promise<Record<string, string>> {
   await mkdir(dir, { recursive: true });
-  const first = await writeGeneration(dir, file, content, mode);
+  const first = await writeGeneration(dir, files, mode);
   await symlink(first, join(dir, '..data'));
-  await symlink(join('..data', file), join(dir, file));
-  return join(dir, file);
+  const paths: Record<string, string> = {};
+  for (const name of Object.keys(files)) {
+    await symlink(join('..data', name), join(dir, name));
+    paths[name] = join(dir, name);
+  }
+  return paths;
 }
 
 async function updateAtomicVolume(dir: string, file: string, content: string | Plant, mode: number): Promise<void> {
+  await swapData(dir, await writeGeneration(dir, { [file]: content }, mode));
+}
+
+/** The one atomic step: a new `..data_tmp` link renamed over `..data`; then the old directory goes. */
+async function swapData(dir: string, next: string): Promise<void> {
   const previous = await readlink(join(dir, '..data'));
-  const next = await writeGeneration(dir, file, content, mode);
   await symlink(next, join(dir, '..data_tmp'));
   await rename(join(dir, '..data_tmp'), join(dir, '..data'));
   await rm(join(dir, previous), { recursive: true, force: true });
 }
 
-type Plant = (path: string) => Promise<void>;
-
-async function writeGeneration(dir: string, file: string, content: string | Plant, mode: number): Promise<string> {
+async function writeGeneration(dir: string, files: Readonly<Record<string, string | Plant>>, mode: number): Promise<string> {
   generation += 1;
   const stamp = `..${new Date().toISOString().replace(/[-:T.Z]/g, '_')}${process.pid}_${generation}`;
   await mkdir(join(dir, stamp));
-  if (typeof content === 'string') await writeFile(join(dir, stamp, file), content, { mode });
-  else await content(join(dir, stamp, file));
+  for (const [name, content] of Object.entries(files)) {
+    if (typeof content === 'string') await writeFile(join(dir, stamp, name), content, { mode });
+    else await content(join(dir, stamp, name));
+  }
   return stamp;
 }

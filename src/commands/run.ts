@@ -41,6 +41,8 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
     listen: config.listen,
     served,
     credentials: { isApiToken: (presented) => started.source?.isApiToken(presented) ?? false },
+    allowedHosts: config.allowedHosts,
+    ...(config.tls === undefined ? {} : { tls: config.tls }),
     metrics,
     clock,
     log,

@@ -41,7 +41,9 @@ export const diskFiles: FileAccess = {
     }
   },
   write: (path, text, mode) => writeFileAtomically(path, text, mode),
-  withLock: (path, fn) => withFileLock(lockPathFor(path), fn),
+  // Held for milliseconds (a read and a write): a lock older than 2 s was left by a killed process, and a restart
+  // should not wait longer than that to take it over.
+  withLock: (path, fn) => withFileLock(lockPathFor(path), fn, { staleMs: 2_000 }),
   async version(path) {
     const info = await lstat(path).catch(() => undefined);
     return info === undefined ? undefined : { dev: info.dev, ino: info.ino, size: info.size, mtimeMs: info.mtimeMs };

@@ -1,25 +1,29 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ListenAddress } from '../config/config.ts';
+import {
+  OPS_MAX_CONNECTIONS,
+  createHttpServer,
+  startServer,
+  type Bind,
+  type HttpTimeouts,
+  type Logger,
+  type RunningServer,
+} from './server.ts';
 import {
   JSON_TYPE,
-  createHttpServer,
   declaredTooLarge,
   discardBody,
   errorReply,
   hasBody,
   pathOf,
   send,
-  startServer,
-  type HttpTimeouts,
-  type Logger,
   type Reply,
-  type RunningServer,
-} from './server.ts';
+} from './reply.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { ServedJwt } from '../refresh/served-jwt.ts';
 
 export interface OpsServerOptions {
-  readonly listen: ListenAddress;
+  /** No host: every interface. */
+  readonly listen: Bind;
   readonly served: ServedJwt;
   readonly metrics: Metrics;
   /** Whether the daemon's main loop is still running: the liveness answer. */
@@ -29,6 +33,8 @@ export interface OpsServerOptions {
   readonly log?: Logger;
   /** SPEC defaults when absent; tests shorten them. */
   readonly timeouts?: Partial<HttpTimeouts>;
+  /** Most connections open at once; OPS_MAX_CONNECTIONS when absent. */
+  readonly maxConnections?: number;
 }
 
 const PATHS = new Set(['/metrics', '/healthz', '/readyz']);
@@ -50,8 +56,9 @@ const REPLY = {
  * Every answer is derived from what `served` records; nothing is polled or fetched to answer.
  */
 export function startOpsServer(options: OpsServerOptions): Promise<RunningServer> {
-  const server = createHttpServer(options.timeouts, opsHandler(options));
-  return startServer(server, options.listen);
+  const { timeouts, log } = options;
+  const server = createHttpServer({ timeouts, maxConnections: options.maxConnections ?? OPS_MAX_CONNECTIONS, name: 'metrics listener', log }, opsHandler(options));
+  return startServer(server, options.listen, 'metrics listener', log);
 }
 
 function opsHandler(options: OpsServerOptions): (req: IncomingMessage, res: ServerResponse) => void {

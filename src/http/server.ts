@@ -1,6 +1,8 @@
-import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import type { ListenAddress } from '../config/config.ts';
+import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { ConnectionTable } from './connections.ts';
+import type { Handler } from './reply.ts';
 
 /** A listening server: where it is bound (the real port when asked for 0) and how to stop it. */
 export interface RunningServer {
@@ -11,6 +13,7 @@ export interface RunningServer {
 /** The subset of pino's API the servers use, so tests can pass a plain object. */
 export interface Logger {
   warn(obj: object, msg: string): void;
+  info?(obj: object, msg: string): void;
 }
 
 /** Slow-client limits of SPEC.md. Injectable so tests need not wait seconds. */
@@ -22,7 +25,7 @@ export interface HttpTimeouts {
   /** Idle keep-alive connections are closed after this. */
   readonly keepAliveTimeoutMs: number;
   /**
-   * How often node:http itself looks for expired requests: only a backstop, since deadlines() below enforces the
+   * How often node:http itself looks for expired requests: only a backstop, since ConnectionTable enforces the
    * limits per connection. node:http's check wakes the process on every interval even with no connection open.
    */
   readonly checkIntervalMs: number;
@@ -35,103 +38,102 @@ export const DEFAULT_TIMEOUTS: HttpTimeouts = {
   checkIntervalMs: 30_000,
 };
 
-export const JSON_TYPE = 'application/json';
-
-/** Request bodies larger than this are refused with 413. */
-export const MAX_BODY_BYTES = 64 * 1024;
-
 /** Connections still open this long after close() are cut, so that shutdown stays within SPEC's 2 s. */
 const CLOSE_GRACE_MS = 1_000;
 
-export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+/**
+ * Connection caps, per listener (see ConnectionTable). An open connection costs about 13 KiB of RSS (plain HTTP,
+ * Node 24), so both listeners full add under 15 MiB to an idle daemon; what a flood costs beyond that is the
+ * garbage of the connections it churns through. Legitimate use is far below: a few probes and one scraper on the
+ * ops listener; the pod's apps, or a broker's sidecars asking once per JWT lifetime, on the token listener. The cap
+ * exceeds the listen backlog, so that everything waiting in a full accept queue (a probe among a flood) fits in
+ * the listener when node accepts it, rather than being refused.
+ */
+export const TOKEN_MAX_CONNECTIONS = 512;
+export const OPS_MAX_CONNECTIONS = 512;
+/** Node's default, stated because the caps above rely on it. */
+const LISTEN_BACKLOG = 511;
 
-export function createHttpServer(timeouts: Partial<HttpTimeouts> | undefined, handler: Handler): Server {
-  const t = { ...DEFAULT_TIMEOUTS, ...timeouts };
-  const server = createServer(
-    {
-      headersTimeout: t.headersTimeoutMs,
-      requestTimeout: t.requestTimeoutMs,
-      keepAliveTimeout: t.keepAliveTimeoutMs,
-      connectionsCheckingInterval: t.checkIntervalMs,
-      // node:http would answer a missing Host with a bare 400; the token API's guard answers it (403, counted).
-      requireHostHeader: false,
-    },
-    handler,
+/** A cap hit or an accept error is logged at most this often, with how many happened since. */
+const WARN_INTERVAL_MS = 60_000;
+
+/** How a listener is built: SPEC's slow-client limits and cap unless given, HTTPS when `tls` is given. */
+export interface ListenerOptions {
+  readonly timeouts?: Partial<HttpTimeouts> | undefined;
+  readonly maxConnections: number;
+  /** PEM certificate chain and key: serve HTTP/1.1 over TLS (node:https). */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | undefined;
+  /** Names the listener in log lines. */
+  readonly name: string;
+  readonly log?: Logger | undefined;
+}
+
+export type HttpServer = Server | HttpsServer;
+
+export function createHttpServer(options: ListenerOptions, handler: Handler): HttpServer {
+  const t = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+  const httpOptions = {
+    headersTimeout: t.headersTimeoutMs,
+    requestTimeout: t.requestTimeoutMs,
+    keepAliveTimeout: t.keepAliveTimeoutMs,
+    connectionsCheckingInterval: t.checkIntervalMs,
+    // node:http would answer a missing Host with a bare 400; the token API's guard answers it (403, counted).
+    requireHostHeader: false,
+  };
+  const server = options.tls === undefined
+    ? createServer(httpOptions, handler)
+    // The handshake counts against the header deadline (ConnectionTable); node:tls's own 120 s is only a backstop.
+    : createHttpsServer({ ...httpOptions, cert: options.tls.cert, key: options.tls.key, handshakeTimeout: t.headersTimeoutMs }, handler);
+  const capped = throttledWarning(options.log, `${options.name}: connection cap (${options.maxConnections}) reached; closing the longest-idle connections`);
+  const table = new ConnectionTable(
+    { maxConnections: options.maxConnections, headersTimeoutMs: t.headersTimeoutMs, requestTimeoutMs: t.requestTimeoutMs },
+    { onEvict: capped, onRefuse: capped },
   );
-  enforceDeadlines(server, t);
+  table.attach(server, options.tls !== undefined);
   return server;
 }
 
-const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
-
-/**
- * The slow-client limits, per connection, as node:http would apply them but without its check that wakes the
- * process every interval even when no connection is open: a request's headers within headersTimeoutMs (of the
- * connection, or of the previous request on a kept-alive one), its body within requestTimeoutMs of its headers;
- * else 408 and close. Two timers per connection, refreshed (never re-created) per request, keep this off the token
- * API's hot path.
- */
-function enforceDeadlines(server: Server, t: HttpTimeouts): void {
-  const byConnection = new WeakMap<Socket, Deadlines>();
-  server.on('connection', (socket: Socket) => {
-    const deadlines = new Deadlines(socket, t);
-    byConnection.set(socket, deadlines);
-    socket.once('close', () => { deadlines.stop(); });
-  });
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    byConnection.get(req.socket)?.headersReceived(res);
-  });
+/** Where to listen. No host: every interface, dual-stack where the kernel has IPv6. */
+export interface Bind {
+  readonly host?: string | undefined;
+  readonly port: number;
 }
 
-class Deadlines {
-  /** The response to the latest request on this connection; undefined until the first request's headers arrive. */
-  #response: ServerResponse | undefined;
-  readonly #headers: NodeJS.Timeout;
-  readonly #whole: NodeJS.Timeout;
-
-  constructor(socket: Socket, t: HttpTimeouts) {
-    const expire = (): void => {
-      if (!socket.destroyed) socket.end(REQUEST_TIMEOUT);
-    };
-    this.#headers = setTimeout(() => {
-      if (this.#response === undefined) expire();
-      // The last request was answered and no new one has brought its headers since: close quietly, as the
-      // keep-alive timeout would, so that a client never reads a 408 as the answer to its next request.
-      else if (this.#response.writableEnded) socket.destroy();
-    }, t.headersTimeoutMs).unref();
-    this.#whole = setTimeout(() => {
-      if (this.#response === undefined || !this.#response.writableEnded) expire();
-    }, t.requestTimeoutMs).unref();
-  }
-
-  headersReceived(response: ServerResponse): void {
-    this.#response = response;
-    this.#headers.refresh();
-    this.#whole.refresh();
-  }
-
-  stop(): void {
-    clearTimeout(this.#headers);
-    clearTimeout(this.#whole);
-  }
-}
-
-/** Bind `server` to `listen`; resolves once listening, rejects on EADDRINUSE and the like. */
-export function startServer(server: Server, listen: ListenAddress): Promise<RunningServer> {
+/** Bind `server`; resolves once listening, rejects on EADDRINUSE and the like. */
+export function startServer(server: HttpServer, listen: Bind, name: string, log?: Logger): Promise<RunningServer> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error): void => {
       reject(error);
     };
     server.once('error', onError);
-    server.listen(listen.port, listen.host, () => {
+    const listening = (): void => {
       server.off('error', onError);
+      // Once listening, node:net reports a failed accept (EMFILE, ENFILE) as an 'error' event, which would end the
+      // process without a listener: log it and carry on, libuv has already dropped that connection.
+      server.on('error', throttledWarning(log, `${name}: accepting a connection failed`));
       const bound = server.address() as AddressInfo;
       resolve({ address: { host: bound.address, port: bound.port }, close: () => closeServer(server) });
-    });
+    };
+    // Without a host node:net listens on every interface, IPv6 and IPv4 alike where the kernel has IPv6.
+    server.listen({ port: listen.port, backlog: LISTEN_BACKLOG, ...(listen.host === undefined ? {} : { host: listen.host }) }, listening);
   });
 }
 
-function closeServer(server: Server): Promise<void> {
+/** A warning for something that can happen thousands of times a second: the first at once, then one a minute. */
+function throttledWarning(log: Logger | undefined, message: string): (error?: unknown) => void {
+  let lastMs = -Infinity;
+  let since = 0;
+  return (error?: unknown) => {
+    since += 1;
+    const now = performance.now();
+    if (log === undefined || now - lastMs < WARN_INTERVAL_MS) return;
+    lastMs = now;
+    log.warn({ count: since, ...(error === undefined ? {} : { err: error }) }, message);
+    since = 0;
+  };
+}
+
+function closeServer(server: HttpServer): Promise<void> {
   return new Promise((resolve) => {
     // A slow client may hold a request open for up to the request timeout: cut it after a short grace.
     const timer = setTimeout(() => {
@@ -144,76 +146,4 @@ function closeServer(server: Server): Promise<void> {
     });
     server.closeIdleConnections();
   });
-}
-
-/** The JSON error body of SPEC.md: `{"message": "…"}`. Messages are fixed strings, never a secret. */
-export function messageBody(message: string): string {
-  return JSON.stringify({ message });
-}
-
-/** A complete answer, decided before anything is written. Error replies are constants built once. */
-export interface Reply {
-  readonly code: number;
-  readonly type: string;
-  readonly body: string;
-  readonly headers: OutgoingHttpHeaders | undefined;
-}
-
-/** A fixed `{"message"}` reply. Messages are fixed strings: they never echo a request, a token or a JWT. */
-export function errorReply(code: number, message: string, headers?: OutgoingHttpHeaders): Reply {
-  return { code, type: JSON_TYPE, body: messageBody(message), headers };
-}
-
-/** Write a complete response in one go. */
-export function send(res: ServerResponse, reply: Reply): void {
-  const headers = reply.headers;
-  if (headers !== undefined) for (const name in headers) res.setHeader(name, headers[name] ?? '');
-  res.writeHead(reply.code, { 'Content-Type': reply.type, 'Content-Length': Buffer.byteLength(reply.body) });
-  res.end(reply.body);
-}
-
-/** True when the request announces a body (a length above zero, or a chunked stream). */
-export function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
-/** True when Content-Length alone already says the body is too large. */
-export function declaredTooLarge(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return length !== undefined && Number(length) > MAX_BODY_BYTES;
-}
-
-export type BodyOutcome = 'complete' | 'too_large' | 'aborted';
-
-/**
- * Read and discard a request body, counting bytes as they stream so a chunked body cannot exceed the limit.
- * `done` is called once. After `too_large` the rest is still discarded until the response closes the connection.
- */
-export function discardBody(req: IncomingMessage, done: (outcome: BodyOutcome) => void): void {
-  let received = 0;
-  let settled = false;
-  const settle = (outcome: BodyOutcome): void => {
-    if (settled) return;
-    settled = true;
-    done(outcome);
-  };
-  req.on('data', (chunk: Buffer) => {
-    received += chunk.length;
-    if (received > MAX_BODY_BYTES) settle('too_large');
-  });
-  req.on('end', () => {
-    settle('complete');
-  });
-  // Without this listener an aborted upload would be an unhandled 'error'.
-  req.on('error', () => {
-    settle('aborted');
-  });
-}
-
-/** The path of a request target, without its query string. */
-export function pathOf(url: string | undefined): string {
-  if (url === undefined) return '';
-  const query = url.indexOf('?');
-  return query < 0 ? url : url.slice(0, query);
 }

@@ -1,27 +1,35 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Server as HttpsServer } from 'node:https';
+import { isLoopbackHost } from '../config/config.ts';
 import type { Clock } from '../core/clock.ts';
-import { isLoopbackHost, type ListenAddress } from '../config/config.ts';
+import {
+  TOKEN_MAX_CONNECTIONS,
+  createHttpServer,
+  startServer,
+  type Bind,
+  type HttpTimeouts,
+  type Logger,
+  type RunningServer,
+} from './server.ts';
 import {
   JSON_TYPE,
-  createHttpServer,
   declaredTooLarge,
   discardBody,
   errorReply,
   hasBody,
   pathOf,
   send,
-  startServer,
-  type HttpTimeouts,
-  type Logger,
   type Reply,
-  type RunningServer,
-} from './server.ts';
+} from './reply.ts';
+import { headerRefusal, hostGuard, isLoopbackPeer } from './guards.ts';
+import { loadInitialPair, TlsReloader, type TlsFiles } from './tls.ts';
 import { jwtDocument, secondsLeft } from '../disk/jwt-format.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { ServedJwt } from '../refresh/served-jwt.ts';
 
 export interface TokenServerOptions {
-  readonly listen: ListenAddress;
+  /** No host: every interface. */
+  readonly listen: Bind;
   readonly served: ServedJwt;
   /** The credential check behind the drop-in: is this the API token the sidecar exchanges? */
   readonly credentials: { isApiToken(presented: string): boolean };
@@ -30,7 +38,18 @@ export interface TokenServerOptions {
   readonly log?: Logger;
   /** SPEC defaults when absent; tests shorten them. */
   readonly timeouts?: Partial<HttpTimeouts>;
+  /** Most connections open at once; TOKEN_MAX_CONNECTIONS when absent. */
+  readonly maxConnections?: number;
+  /** `--allowed-hosts`: Host names accepted besides loopback addresses and localhost. */
+  readonly allowedHosts?: readonly string[];
+  /**
+   * `--tls-cert-file`/`--tls-key-file`: serve HTTPS with these PEM files, re-read when they change (every
+   * `rereadIntervalMs` too, 30 s when absent). A missing or bad pair at start rejects with a ConfigError.
+   */
+  readonly tls?: (TlsFiles & { readonly rereadIntervalMs?: number }) | undefined;
 }
+
+const NAME = 'token API';
 
 type Route = '/v1/token' | '/v1/auth/exchange' | 'other';
 
@@ -38,8 +57,10 @@ type Route = '/v1/token' | '/v1/auth/exchange' | 'other';
 export const REQUEST_HEADER = 'ek-sidecar-request';
 
 const REPLY = {
-  forwarded: errorReply(403, 'requests carrying X-Forwarded-For or Forwarded are refused'),
-  foreignHost: errorReply(403, 'the Host header must name a loopback address or localhost'),
+  forwarded: errorReply(403, 'requests carrying Forwarded, X-Forwarded-*, X-Real-IP or Via are refused'),
+  origin: errorReply(403, 'requests carrying Origin are refused: this API is not for browsers'),
+  foreignHost: errorReply(403, 'the Host header must name a loopback address, localhost or an --allowed-hosts name'),
+  remotePeer: errorReply(403, 'GET /v1/token answers only clients on a loopback address'),
   // 403, not 400: like GCP's Metadata-Flavor, the header is a guard, and its absence marks a request we refuse
   // to authorise (possibly forged), not a malformed one; it also keeps every guard refusal on one code.
   noRequestHeader: errorReply(403, 'the header "Ek-Sidecar-Request: true" is required'),
@@ -56,18 +77,41 @@ const REPLY = {
 };
 const UNAVAILABLE = 'no JWT valid for more than --min-ttl is held yet; retry later';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
-const PORT_SUFFIX = /^:\d{1,5}$/;
 
 type Deps = Pick<TokenServerOptions, 'served' | 'credentials' | 'clock'>;
 
-/** The loopback token API of SPEC.md. Serving a token is a memory read of `status`; nothing here does I/O. */
-export function startTokenServer(options: TokenServerOptions): Promise<RunningServer> {
-  const server = createHttpServer(options.timeouts, tokenHandler(options));
-  return startServer(server, options.listen);
+/** The loopback token API of SPEC.md. Serving a token is a memory read of `served`; nothing here does I/O. */
+export async function startTokenServer(options: TokenServerOptions): Promise<RunningServer> {
+  const { timeouts, log, listen } = options;
+  const tls = options.tls === undefined ? undefined : await loadInitialPair(options.tls);
+  const maxConnections = options.maxConnections ?? TOKEN_MAX_CONNECTIONS;
+  const server = createHttpServer({ timeouts, maxConnections, name: NAME, log, tls: tls?.pair }, tokenHandler(options));
+  if (tls === undefined && (listen.host === undefined || !isLoopbackHost(listen.host))) {
+    log?.warn({ listen }, 'the token API listens beyond loopback without TLS (--tls-cert-file, --tls-key-file): what its clients send crosses the network in clear');
+  }
+  const running = await startServer(server, listen, NAME, log);
+  if (options.tls === undefined || tls === undefined || !(server instanceof HttpsServer)) return running;
+  const reloader = new TlsReloader({
+    files: options.tls,
+    current: tls,
+    apply: (pair) => {
+      server.setSecureContext({ cert: pair.cert, key: pair.key });
+    },
+    log,
+    rereadIntervalMs: options.tls.rereadIntervalMs,
+  });
+  reloader.start();
+  return {
+    address: running.address,
+    close: async () => {
+      await Promise.all([reloader.close(), running.close()]);
+    },
+  };
 }
 
 function tokenHandler(options: TokenServerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { metrics, log } = options;
+  const hostAllowed = hostGuard(options.allowedHosts ?? []);
 
   const respond = (res: ServerResponse, route: Route, reply: Reply): void => {
     metrics.tokenRequests.inc({ path: route, code: String(reply.code) });
@@ -88,7 +132,7 @@ function tokenHandler(options: TokenServerOptions): (req: IncomingMessage, res: 
 
   return (req, res) => {
     const route = routeOf(req.url);
-    const refusal = guardRefusal(req);
+    const refusal = guardRefusal(req, route, hostAllowed);
     if (refusal !== undefined) {
       respond(res, route, refusal);
     } else if (!hasBody(req)) {
@@ -146,36 +190,16 @@ function routeOf(url: string | undefined): Route {
   return path === '/v1/token' || path === '/v1/auth/exchange' ? path : 'other';
 }
 
-/** SSRF and DNS-rebinding defences, for every path: the 403 to send, or undefined when the request may pass. */
-function guardRefusal(req: IncomingMessage): Reply | undefined {
-  const headers = req.headers;
-  if (headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined) return REPLY.forwarded;
-  return hostIsLoopback(headers.host) ? undefined : REPLY.foreignHost;
-}
-
-// Clients send the same Host on every request: remember the last one accepted to skip re-parsing it.
-let lastLoopbackHost = '';
-
-/** `name`, `name:port`, `[v6]` or `[v6]:port`, where name is a loopback address or localhost. */
-export function hostIsLoopback(host: string | undefined): boolean {
-  if (host === undefined || host === '') return false;
-  if (host === lastLoopbackHost) return true;
-  let name: string;
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    if (end < 0) return false;
-    const rest = host.slice(end + 1);
-    if (rest !== '' && !PORT_SUFFIX.test(rest)) return false;
-    name = host.slice(0, end + 1);
-  } else {
-    const colon = host.indexOf(':');
-    // An unbracketed IPv6 literal has several colons and fails here, as RFC 3986 would have it.
-    if (colon >= 0 && !PORT_SUFFIX.test(host.slice(colon))) return false;
-    name = colon < 0 ? host : host.slice(0, colon);
-  }
-  if (!isLoopbackHost(name)) return false;
-  lastLoopbackHost = host;
-  return true;
+/**
+ * SSRF and DNS-rebinding defences, for every path, then the loopback-peer rule for what needs no credential:
+ * the 403 to send, or undefined when the request may pass.
+ */
+function guardRefusal(req: IncomingMessage, route: Route, hostAllowed: (host: string | undefined) => boolean): Reply | undefined {
+  const refused = headerRefusal(req.headers);
+  if (refused !== undefined) return refused === 'origin' ? REPLY.origin : REPLY.forwarded;
+  if (!hostAllowed(req.headers.host)) return REPLY.foreignHost;
+  if (route === '/v1/token' && !isLoopbackPeer(req.socket.remoteAddress)) return REPLY.remotePeer;
+  return undefined;
 }
 
 /** `application/json` anywhere in Accept with a q above zero selects the json form; anything else, the raw JWT. */

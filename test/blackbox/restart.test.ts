@@ -47,12 +47,12 @@ describe('restarts', () => {
     const tokenFile = await createSecretVolume(join(dir.path, 'secret-other'), A);
     const jwtFile = join(dir.path, 'jwt-other');
     const first = startDaemon(baseArgs({ apiUrl: api.url, tokenFile, jwtFile }));
-    await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${String((await first.ports()).metrics)}/readyz`)).status === 200);
     await first.kill9();
     await rotateSecretVolume(join(dir.path, 'secret-other'), B);
     const before = api.countFor(B);
     const second = startDaemon(baseArgs({ apiUrl: api.url, tokenFile, jwtFile }));
-    await waitFor(() => api.countFor(B) > before, 3_000, () => 'an exchange for the new token');
+    await waitFor(() => api.countFor(B) > before, 10_000, () => 'an exchange for the new token');
     assert.equal((await second.stop()).code, 0);
   });
 

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { request, type IncomingHttpHeaders } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { RunningServer } from '../../src/http/server.ts';
 import { createMetrics } from '../../src/observe/metrics.ts';
 import { startOpsServer } from '../../src/http/ops-api.ts';
 import { ServedJwt } from '../../src/refresh/served-jwt.ts';
+import { waitFor } from '../helpers/daemon.ts';
 
 const T0 = 1_700_000_000_000;
 const MIN_TTL_MS = 60_000;
@@ -153,6 +155,30 @@ void describe('other requests', () => {
     for (const path of ['/metrics', '/readyz', '/healthz']) {
       const { body } = await call(path);
       assert.ok(!body.includes(JWT) && !body.includes(API_TOKEN), path);
+    }
+  });
+});
+
+void describe('connection cap', () => {
+  void it('holds at most its cap of idle connections, and answers probes past them', async () => {
+    const capped = await startOpsServer({ listen: { host: '127.0.0.1', port: 0 }, served, metrics, alive: () => true, maxConnections: 8 });
+    const idle: Socket[] = [];
+    try {
+      let closed = 0;
+      for (let i = 0; i < 100; i += 1) {
+        idle.push(connect(capped.address.port, '127.0.0.1').on('error', () => undefined).on('close', () => (closed += 1)).resume());
+      }
+      await waitFor(() => closed >= 100 - 8, 2_000, () => 'all but 8 idle connections closed by the server');
+      const answer = await new Promise<number>((resolve, reject) => {
+        request({ host: '127.0.0.1', port: capped.address.port, path: '/healthz', agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', reject).end();
+      });
+      assert.equal(answer, 200);
+    } finally {
+      for (const socket of idle) socket.destroy();
+      await capped.close();
     }
   });
 });

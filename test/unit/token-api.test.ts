@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { DEFAULT_TIMEOUTS, type RunningServer } from '../../src/http/server.ts';
 import { createMetrics } from '../../src/observe/metrics.ts';
 import { ServedJwt } from '../../src/refresh/served-jwt.ts';
-import { hostIsLoopback, startTokenServer, wantsJson } from '../../src/http/token-api.ts';
+import { startTokenServer, wantsJson } from '../../src/http/token-api.ts';
 
 const T0 = 1_700_000_000_000;
 const MIN_TTL_MS = 60_000;
@@ -39,14 +39,14 @@ interface Call {
   readonly chunks?: readonly Buffer[];
 }
 
-function call(c: Call, toPort = port): Promise<Answer> {
+function call(c: Call, toPort = port, address = '127.0.0.1'): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const host = c.host === undefined ? `127.0.0.1:${toPort}` : c.host;
     const headers: OutgoingHttpHeaders = { ...c.headers };
     if (host !== null) headers.host = host;
     let answered = false;
     const req = request(
-      { host: '127.0.0.1', port: toPort, method: c.method ?? 'GET', path: c.path ?? '/v1/token', headers, setHost: false, agent: false },
+      { host: address, port: toPort, method: c.method ?? 'GET', path: c.path ?? '/v1/token', headers, setHost: false, agent: false },
       (res) => {
         answered = true;
         let body = '';
@@ -73,10 +73,11 @@ async function count(path: string, code: string): Promise<number> {
   return series?.value ?? 0;
 }
 
-function assertMessage(answer: Answer): void {
+function assertMessage(answer: Answer): string {
   assert.equal(answer.headers['content-type'], 'application/json');
   const parsed = JSON.parse(answer.body) as { message?: unknown };
   assert.equal(typeof parsed.message, 'string');
+  return String(parsed.message);
 }
 
 function hold(expiresInMs: number): void {
@@ -166,12 +167,30 @@ void describe('GET /v1/token', () => {
 });
 
 void describe('request guards (every path)', () => {
+  const proxied = [
+    { 'X-Forwarded-For': '10.0.0.1' },
+    { Forwarded: 'for=10.0.0.1' },
+    { 'X-Forwarded-Host': 'evil.example' },
+    { 'X-Forwarded-Proto': 'https' },
+    { 'X-Real-IP': '10.0.0.1' },
+    { Via: '1.1 proxy' },
+  ];
   for (const path of ['/v1/token', '/v1/auth/exchange', '/nowhere']) {
-    void it(`refuses X-Forwarded-For and Forwarded on ${path}`, async () => {
-      for (const extra of [{ 'X-Forwarded-For': '10.0.0.1' }, { Forwarded: 'for=10.0.0.1' }]) {
-        const answer = await call({ path, headers: { ...TOKEN_HEADERS, ...extra } });
-        assert.equal(answer.code, 403);
-        assertMessage(answer);
+    void it(`refuses proxied requests (Forwarded, X-Forwarded-*, X-Real-IP, Via) on ${path}`, async () => {
+      hold(900_000);
+      for (const extra of proxied) {
+        const answer = await call({ path, method: path === '/v1/token' ? 'GET' : 'POST', headers: { ...TOKEN_HEADERS, Authorization: `Bearer ${API_TOKEN}`, ...extra } });
+        assert.equal(answer.code, 403, JSON.stringify(extra));
+        assert.match(assertMessage(answer), /X-Forwarded/);
+      }
+    });
+
+    void it(`refuses a request carrying Origin (a browser) on ${path}`, async () => {
+      hold(900_000);
+      for (const origin of ['http://rebind.example:9731', 'null', `http://127.0.0.1:${port}`]) {
+        const answer = await call({ path, method: path === '/v1/token' ? 'GET' : 'POST', headers: { ...TOKEN_HEADERS, Authorization: `Bearer ${API_TOKEN}`, Origin: origin } });
+        assert.equal(answer.code, 403, origin);
+        assert.match(assertMessage(answer), /Origin/);
       }
     });
   }
@@ -192,11 +211,36 @@ void describe('request guards (every path)', () => {
     }
   });
 
-  void it('parses Host strictly', () => {
-    assert.equal(hostIsLoopback('::1'), false);
-    assert.equal(hostIsLoopback('[::1]x'), false);
-    assert.equal(hostIsLoopback('localhost:abc'), false);
-    assert.equal(hostIsLoopback('[::ffff:127.0.0.1]:80'), true);
+  void it('accepts exactly the --allowed-hosts names besides loopback, case-insensitive, with or without a port', async () => {
+    hold(900_000);
+    const broker = await startTokenServer({ listen: { host: '127.0.0.1', port: 0 }, served, credentials, metrics, clock, allowedHosts: ['Broker.ek.svc', 'fd00::5'] });
+    try {
+      const to = broker.address.port;
+      for (const host of ['broker.ek.svc', `BROKER.ek.svc:${to}`, '[fd00::5]:9731', 'localhost', `127.0.0.1:${to}`]) {
+        assert.equal((await call({ host, headers: TOKEN_HEADERS }, to)).code, 200, `Host ${host}`);
+      }
+      for (const host of ['broker', 'evil.broker.ek.svc', 'broker.ek.svc.evil.example', 'evil.example']) {
+        const answer = await call({ host, headers: TOKEN_HEADERS }, to);
+        assert.equal(answer.code, 403, `Host ${host}`);
+        assert.match(assertMessage(answer), /Host/);
+      }
+      // Without the option, a Service name is foreign.
+      assert.equal((await call({ host: 'broker.ek.svc', headers: TOKEN_HEADERS })).code, 403);
+    } finally {
+      await broker.close();
+    }
+  });
+
+  void it('listens on every interface without a host, and serves loopback peers over IPv4 (mapped) and IPv6', async () => {
+    hold(900_000);
+    const any = await startTokenServer({ listen: { port: 0 }, served, credentials, metrics, clock });
+    try {
+      assert.ok(any.address.host === '::' || any.address.host === '0.0.0.0', any.address.host);
+      assert.equal((await call({ headers: TOKEN_HEADERS }, any.address.port, '127.0.0.1')).code, 200);
+      if (any.address.host === '::') assert.equal((await call({ headers: TOKEN_HEADERS }, any.address.port, '::1')).code, 200);
+    } finally {
+      await any.close();
+    }
   });
 
   void it('refuses a body over 64 KiB announced by Content-Length (413)', async () => {

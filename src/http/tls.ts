@@ -1,0 +1,223 @@
+// The token listener's certificate and key (SPEC.md "Chaining (broker)": --tls-cert-file, --tls-key-file): read
+// with a size bound, checked as a pair before use, and followed as cert-manager renews them in a Secret volume.
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
+import { watch, type FSWatcher } from 'chokidar';
+import { ConfigError } from '../core/errors.ts';
+import type { Logger } from './server.ts';
+
+/** A chain of a few certificates, or a key, is a few KiB: a file larger than this is refused unread. */
+export const MAX_PEM_BYTES = 256 * 1024;
+/** The safety net under the file watch, as for the API token: re-read this often and compare a hash. */
+export const TLS_REREAD_INTERVAL_MS = 30_000;
+/** How long a read that found a broken pair waits for a second look (a renewal seen between its two files). */
+const SETTLE_MS = 150;
+
+export interface TlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+export interface PemPair {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
+
+/** A checked pair, and what may be logged of it: the leaf certificate's public facts, never the key. */
+export interface LoadedPair {
+  readonly pair: PemPair;
+  readonly digest: string;
+  readonly subject: string;
+  readonly validTo: string;
+  readonly fingerprint256: string;
+}
+
+/** Why a pair cannot be used: which option's file, and a message naming the path (never the content). */
+export class TlsPairError extends Error {
+  readonly option: 'tls-cert-file' | 'tls-key-file';
+
+  constructor(option: 'tls-cert-file' | 'tls-key-file', message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.option = option;
+  }
+}
+
+/**
+ * Read one PEM file: a regular file (the kubelet's symlinks are followed), at most MAX_PEM_BYTES, opened so that
+ * a FIFO cannot block the read.
+ */
+export async function readPemFile(path: string, option: TlsPairError['option']): Promise<Buffer> {
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    throw new TlsPairError(option, `cannot read ${path}: ${codeOf(error)}`, error);
+  }
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw new TlsPairError(option, `${path} is not a regular file`);
+    const buffer = Buffer.alloc(MAX_PEM_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > MAX_PEM_BYTES) throw new TlsPairError(option, `${path} is larger than ${MAX_PEM_BYTES} bytes`);
+    }
+    return buffer.subarray(0, length);
+  } catch (error) {
+    if (error instanceof TlsPairError) throw error;
+    throw new TlsPairError(option, `cannot read ${path}: ${codeOf(error)}`, error);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Read both files and check them as a pair. Throws TlsPairError. */
+export async function loadPair(files: TlsFiles): Promise<LoadedPair> {
+  const [cert, key] = await Promise.all([readPemFile(files.certFile, 'tls-cert-file'), readPemFile(files.keyFile, 'tls-key-file')]);
+  return checkPair({ cert, key }, files);
+}
+
+/**
+ * A certificate chain and its key, checked one by one for messages that name the culprit, then together as node:tls
+ * will use them. OpenSSL's messages name a routine and a reason, never key material.
+ */
+export function checkPair(pair: PemPair, files: TlsFiles): LoadedPair {
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(pair.cert);
+  } catch (error) {
+    throw new TlsPairError('tls-cert-file', `${files.certFile} does not hold a PEM certificate`, error);
+  }
+  try {
+    if (!leaf.checkPrivateKey(createPrivateKey(pair.key))) {
+      throw new TlsPairError('tls-key-file', `${files.keyFile} is not the key of the certificate in ${files.certFile}`);
+    }
+    createSecureContext({ cert: pair.cert, key: pair.key });
+  } catch (error) {
+    if (error instanceof TlsPairError) throw error;
+    throw new TlsPairError('tls-key-file', `${files.keyFile} and ${files.certFile} are not a usable pair: ${messageOf(error)}`, error);
+  }
+  return { pair, digest: digestOf(pair), subject: leaf.subject, validTo: leaf.validTo, fingerprint256: leaf.fingerprint256 };
+}
+
+/** loadPair at start: a missing or bad pair is a configuration error naming the option. */
+export async function loadInitialPair(files: TlsFiles): Promise<LoadedPair> {
+  try {
+    return await loadPair(files);
+  } catch (error) {
+    if (error instanceof TlsPairError) throw new ConfigError(error.option, error.message);
+    throw error;
+  }
+}
+
+export interface TlsReloaderOptions {
+  readonly files: TlsFiles;
+  /** The pair in use. */
+  readonly current: LoadedPair;
+  /** Put a new pair in use for new connections (server.setSecureContext); may throw, the old pair then stays. */
+  readonly apply: (pair: PemPair) => void;
+  readonly log?: Logger | undefined;
+  readonly rereadIntervalMs?: number | undefined;
+}
+
+/**
+ * Follows the two files as the kubelet updates a Secret volume (a `..data` symlink swapped to a new directory):
+ * chokidar on the file paths sees every swap (LIBRARIES.md), and a periodic re-read comparing a hash catches what
+ * the watch loses. A new pair is put in use once it checks out; a bad one is logged once and the old pair kept.
+ */
+export class TlsReloader {
+  readonly #options: TlsReloaderOptions;
+  #current: LoadedPair;
+  /** The last refusal logged, so that a pair that stays broken is reported once, not every 30 s. */
+  #lastRefusal = '';
+  #watcher: FSWatcher | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #reading: Promise<void> = Promise.resolve();
+
+  constructor(options: TlsReloaderOptions) {
+    this.#options = options;
+    this.#current = options.current;
+  }
+
+  start(): void {
+    const { certFile, keyFile } = this.#options.files;
+    const reread = (): void => void this.reread();
+    this.#watcher = watch([certFile, keyFile], { ignoreInitial: true, persistent: true });
+    this.#watcher.on('add', reread).on('change', reread).on('unlink', reread).on('error', reread);
+    this.#timer = setInterval(reread, this.#options.rereadIntervalMs ?? TLS_REREAD_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  /** Re-read now. Reads are serialised, so a burst of watch events costs one read that changes anything. */
+  reread(): Promise<void> {
+    this.#reading = this.#reading.then(() => this.#readAndApply()).catch((error: unknown) => {
+      this.#options.log?.warn({ reason: messageOf(error) }, 'TLS: re-reading the certificate and key failed');
+    });
+    return this.#reading;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#watcher?.close();
+    await this.#reading;
+  }
+
+  async #readAndApply(): Promise<void> {
+    const { files, log } = this.#options;
+    let loaded = await this.#load();
+    if (loaded instanceof TlsPairError) {
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      loaded = await this.#load();
+    }
+    if (loaded === undefined) {
+      this.#lastRefusal = '';
+      return;
+    }
+    if (loaded instanceof TlsPairError) {
+      if (loaded.message !== this.#lastRefusal) {
+        this.#lastRefusal = loaded.message;
+        log?.warn({ certFile: files.certFile, keyFile: files.keyFile, reason: loaded.message }, 'TLS: the new certificate and key were refused; the previous ones stay in use');
+      }
+      return;
+    }
+    try {
+      this.#options.apply(loaded.pair);
+    } catch (error) {
+      log?.warn({ certFile: files.certFile, reason: messageOf(error) }, 'TLS: the new certificate and key could not be put in use; the previous ones stay in use');
+      return;
+    }
+    this.#current = loaded;
+    this.#lastRefusal = '';
+    log?.info?.({ subject: loaded.subject, validTo: loaded.validTo, fingerprint256: loaded.fingerprint256 }, 'TLS: certificate reloaded');
+  }
+
+  /** The pair on disk when it differs from the one in use; undefined when unchanged; the error when unusable. */
+  async #load(): Promise<LoadedPair | TlsPairError | undefined> {
+    const { files } = this.#options;
+    try {
+      const [cert, key] = await Promise.all([readPemFile(files.certFile, 'tls-cert-file'), readPemFile(files.keyFile, 'tls-key-file')]);
+      const pair = { cert, key };
+      if (digestOf(pair) === this.#current.digest) return undefined;
+      return checkPair(pair, files);
+    } catch (error) {
+      if (error instanceof TlsPairError) return error;
+      throw error;
+    }
+  }
+}
+
+function digestOf(pair: PemPair): string {
+  return createHash('sha256').update(pair.cert).update('\0').update(pair.key).digest('hex');
+}
+
+function codeOf(error: unknown): string {
+  return error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : messageOf(error);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
