@@ -40,7 +40,10 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
   const tokenApi = config.listen === undefined ? undefined : await startTokenServer({
     listen: config.listen,
     served,
-    credentials: { isApiToken: (presented) => started.source?.isApiToken(presented) ?? false },
+    credentials: {
+      isApiToken: (presented) => started.source?.isApiToken(presented) ?? false,
+      ...(config.auth === 'oidc' ? { isProjectedToken: (token: string, workspace: string) => started.source?.isProjectedToken(token, workspace) ?? false } : {}),
+    },
     allowedHosts: config.allowedHosts,
     ...(config.tls === undefined ? {} : { tls: config.tls }),
     metrics,

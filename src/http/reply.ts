@@ -48,20 +48,23 @@ export function declaredTooLarge(req: IncomingMessage): boolean {
 export type BodyOutcome = 'complete' | 'too_large' | 'aborted';
 
 /**
- * Read and discard a request body, counting bytes as they stream so a chunked body cannot exceed the limit.
- * `done` is called once. After `too_large` the rest is still discarded until the response closes the connection.
+ * Read a request body, counting bytes as they stream so a chunked body cannot exceed the limit, and keeping its
+ * bytes only when asked (the OIDC drop-in reads its JSON; every other route discards what it is sent). `done` is
+ * called once. After `too_large` the rest is still discarded until the response closes the connection.
  */
-export function discardBody(req: IncomingMessage, done: (outcome: BodyOutcome) => void): void {
+export function readBody(req: IncomingMessage, keep: boolean, done: (outcome: BodyOutcome, body: Buffer) => void): void {
+  const chunks: Buffer[] = [];
   let received = 0;
   let settled = false;
   const settle = (outcome: BodyOutcome): void => {
     if (settled) return;
     settled = true;
-    done(outcome);
+    done(outcome, outcome === 'complete' && keep ? Buffer.concat(chunks) : Buffer.alloc(0));
   };
   req.on('data', (chunk: Buffer) => {
     received += chunk.length;
     if (received > MAX_BODY_BYTES) settle('too_large');
+    else if (keep) chunks.push(chunk);
   });
   req.on('end', () => {
     settle('complete');
@@ -70,6 +73,11 @@ export function discardBody(req: IncomingMessage, done: (outcome: BodyOutcome) =
   req.on('error', () => {
     settle('aborted');
   });
+}
+
+/** Read and discard a request body (see readBody). */
+export function discardBody(req: IncomingMessage, done: (outcome: BodyOutcome) => void): void {
+  readBody(req, false, (outcome) => { done(outcome); });
 }
 
 /** The path of a request target, without its query string. */

@@ -14,7 +14,7 @@ import {
 import {
   JSON_TYPE,
   declaredTooLarge,
-  discardBody,
+  readBody,
   errorReply,
   hasBody,
   pathOf,
@@ -31,8 +31,8 @@ export interface TokenServerOptions {
   /** No host: every interface. */
   readonly listen: Bind;
   readonly served: ServedJwt;
-  /** The credential check behind the drop-in: is this the API token the sidecar exchanges? */
-  readonly credentials: { isApiToken(presented: string): boolean };
+  /** The credential checks behind the drop-ins: the API token, or the pod's projected token (workload identity). */
+  readonly credentials: { isApiToken(presented: string): boolean; isProjectedToken?(token: string, workspace: string): boolean };
   readonly metrics: Metrics;
   readonly clock: Clock;
   readonly log?: Logger;
@@ -51,7 +51,8 @@ export interface TokenServerOptions {
 
 const NAME = 'token API';
 
-type Route = '/v1/token' | '/v1/auth/exchange' | 'other';
+const ROUTES = ['/v1/token', '/v1/auth/exchange', '/v1/auth/oidc/exchange'] as const;
+type Route = (typeof ROUTES)[number] | 'other';
 
 /** The header every `GET /v1/token` must carry; a forged request (SSRF) usually cannot set headers. */
 export const REQUEST_HEADER = 'ek-sidecar-request';
@@ -69,6 +70,9 @@ const REPLY = {
     'WWW-Authenticate': 'Bearer error="invalid_token"',
   }),
   notFound: errorReply(404, 'not found'),
+  noWorkloadIdentity: errorReply(404, 'the workload-identity drop-in answers only with --auth oidc'),
+  badOidcBody: errorReply(400, 'the body must be a JSON object {"token", "workspaceId"} of two non-empty strings'),
+  wrongProjectedToken: errorReply(401, 'the token is not this pod\'s current projected service-account token, or the workspace is not this sidecar\'s'),
   tokenMethod: errorReply(405, 'method not allowed', { Allow: 'GET, HEAD' }),
   exchangeMethod: errorReply(405, 'method not allowed', { Allow: 'POST' }),
   // Closing the connection stops node:http from reading the rest of an oversized body.
@@ -119,10 +123,10 @@ function tokenHandler(options: TokenServerOptions): (req: IncomingMessage, res: 
     res.setHeader('Cache-Control', 'no-store');
     send(res, reply);
   };
-  const answer = (req: IncomingMessage, res: ServerResponse, route: Route): void => {
+  const answer = (req: IncomingMessage, res: ServerResponse, route: Route, body: Buffer): void => {
     let reply: Reply;
     try {
-      reply = decide(options, req, route);
+      reply = decide(options, req, route, body);
     } catch (error) {
       log?.warn({ err: error }, 'token API request failed');
       reply = REPLY.internal;
@@ -136,26 +140,27 @@ function tokenHandler(options: TokenServerOptions): (req: IncomingMessage, res: 
     if (refusal !== undefined) {
       respond(res, route, refusal);
     } else if (!hasBody(req)) {
-      answer(req, res, route);
+      answer(req, res, route, Buffer.alloc(0));
     } else if (declaredTooLarge(req)) {
       respond(res, route, REPLY.tooLarge);
     } else {
-      // Bodies are never used (the drop-in exchange ignores its JSON), only bounded and discarded.
-      discardBody(req, (outcome) => {
-        if (outcome === 'complete') answer(req, res, route);
+      // Only the OIDC drop-in reads its body (the API-token drop-in ignores its JSON); the rest is bounded and discarded.
+      readBody(req, route === '/v1/auth/oidc/exchange', (outcome, body) => {
+        if (outcome === 'complete') answer(req, res, route, body);
         else if (outcome === 'too_large') respond(res, route, REPLY.tooLarge);
       });
     }
   };
 }
 
-function decide(deps: Deps, req: IncomingMessage, route: Route): Reply {
+function decide(deps: Deps, req: IncomingMessage, route: Route, body: Buffer): Reply {
   const method = req.method;
   if (route === '/v1/token') {
     // HEAD is GET without a body (node:http drops it), so a client can check for a token cheaply.
     return method === 'GET' || method === 'HEAD' ? tokenReply(deps, req) : REPLY.tokenMethod;
   }
   if (route === '/v1/auth/exchange') return method === 'POST' ? exchangeReply(deps, req) : REPLY.exchangeMethod;
+  if (route === '/v1/auth/oidc/exchange') return method === 'POST' ? oidcExchangeReply(deps, body) : REPLY.exchangeMethod;
   return REPLY.notFound;
 }
 
@@ -181,13 +186,41 @@ function exchangeReply({ served, credentials, clock }: Deps, req: IncomingMessag
   return { code: 200, type: JSON_TYPE, body: JSON.stringify(body), headers: undefined };
 }
 
+/**
+ * The workload-identity drop-in, for the vendor SDK's Kubernetes auth pointed at the sidecar: the pod's own current
+ * projected token and the sidecar's workspace get the held JWT, so the SDK needs no upstream exchange of its own.
+ */
+function oidcExchangeReply({ served, credentials, clock }: Deps, body: Buffer): Reply {
+  if (credentials.isProjectedToken === undefined) return REPLY.noWorkloadIdentity;
+  const request = oidcRequestOf(body);
+  if (request === undefined) return REPLY.badOidcBody;
+  if (!credentials.isProjectedToken(request.token, request.workspaceId)) return REPLY.wrongProjectedToken;
+  const held = served.servable();
+  if (held === undefined) return unavailable(served);
+  const body200 = { accessToken: held.jwt, expiresIn: secondsLeft(held, clock.now()), tokenType: held.tokenType };
+  return { code: 200, type: JSON_TYPE, body: JSON.stringify(body200), headers: undefined };
+}
+
+/** `{"token", "workspaceId"}` with two non-empty strings (other keys are ignored, as the upstream is lenient there). */
+function oidcRequestOf(body: Buffer): { token: string; workspaceId: string } | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const { token, workspaceId } = parsed as Record<string, unknown>;
+  return typeof token === 'string' && token !== '' && typeof workspaceId === 'string' && workspaceId !== '' ? { token, workspaceId } : undefined;
+}
+
 function unavailable(served: ServedJwt): Reply {
   return errorReply(503, UNAVAILABLE, { 'Retry-After': String(served.retryAfterSeconds()) });
 }
 
 function routeOf(url: string | undefined): Route {
   const path = pathOf(url);
-  return path === '/v1/token' || path === '/v1/auth/exchange' ? path : 'other';
+  return ROUTES.find((route) => route === path) ?? 'other';
 }
 
 /**

@@ -26,7 +26,7 @@ void describe('the API-token credential source: the one writer of token_file_rel
     const seen: Credential[] = [];
     const problems: CredentialError[] = [];
     const source = await startCredentialSource({
-      config: { tokenFile, apiTokenFromEnv: undefined },
+      config: { auth: 'api-token', tokenFile, apiTokenFromEnv: undefined, oidcTokenFile: '/unused', workspace: undefined },
       metrics,
       log: pino({ level: 'info' }, { write: (line: string) => { logs.push(line); } }),
       events: { onCredential: (credential) => { seen.push(credential); }, onProblem: (problem) => { problems.push(problem); } },
