@@ -42,7 +42,6 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
   const clock = systemClock;
   const served = new ServedJwt(config.minTtlMs, clock);
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics && config.metricsRuntime, authMode: config.auth });
-  metrics.rateLimitBudget.set(config.rateLimit.max);
   const client = createExchangeClient({ apiUrl: config.apiUrl, timeoutMs: config.timeoutMs, caPem: config.caPem });
   const store = new StateStore({ path: statePath, files: diskFiles, clock, bootId: readBootId(), limit: config.rateLimit, metrics });
   // The refresher and the sink report to each other; the sink reports only once the refresher exists.
