@@ -4,14 +4,15 @@ import { readBootId, systemClock, systemTimers, type Clock } from '../core/clock
 import { diskFiles, lockPathFor } from '../disk/file-access.ts';
 import { readJwtFile } from '../disk/jwt-file.ts';
 import { probeJwtPath, removeStaleTemporaryFiles } from '../disk/temporary-files.ts';
-import { JwtSink } from '../disk/jwt-sink.ts';
+import type { JwtSink } from '../disk/jwt-sink.ts';
 import { statePathFor } from '../disk/state-file.ts';
 import { StateStore } from '../disk/state-store.ts';
 import { createMetrics, type Metrics } from '../observe/metrics.ts';
-import { Refresher, type RefresherEvents } from '../refresh/refresher.ts';
+import type { Refresher, RefresherEvents } from '../refresh/refresher.ts';
 import { restorableFrom } from '../refresh/reuse.ts';
 import { ServedJwt } from '../refresh/served-jwt.ts';
 import { createExchangeClient, type ExchangeClient } from '../upstream/exchange-client.ts';
+import { createRefresherWithSink } from './refresh-wiring.ts';
 
 /** The parts `run` and `once` share: a checked JWT path, the state from disk, and a refresher seeded with it. */
 export interface Core {
@@ -44,38 +45,8 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics && config.metricsRuntime, authMode: config.auth });
   const client = createExchangeClient({ apiUrl: config.apiUrl, timeoutMs: config.timeoutMs, caPem: config.caPem });
   const store = new StateStore({ path: statePath, files: diskFiles, clock, bootId: readBootId(), limit: config.rateLimit, metrics });
-  // The refresher and the sink report to each other; the sink reports only once the refresher exists.
-  const sink = new JwtSink({
-    jwtFile: config.jwtFile,
-    mode: config.jwtFileMode,
-    format: config.jwtFormat,
-    store,
-    files: diskFiles,
-    clock,
-    random: Math.random,
-    timers: systemTimers,
-    metrics,
-    log,
-    signal: options.signal,
-    records: () => refresher.records(),
-    events: {
-      onInstalled: (installation) => { refresher.onInstalled(installation); },
-      onWriteFailed: (error, failures) => { refresher.onWriteFailed(error, failures); },
-      onFileGone: () => { refresher.onFileGone(); },
-    },
-  });
-  const refresher: Refresher = new Refresher({
-    config,
-    client,
-    ledger: store,
-    sink,
-    served,
-    metrics,
-    clock,
-    random: Math.random,
-    timers: systemTimers,
-    log,
-    signal: options.signal,
+  const { refresher, sink } = createRefresherWithSink({
+    config, client, store, files: diskFiles, served, metrics, clock, random: Math.random, timers: systemTimers, log, signal: options.signal,
     ...(options.events === undefined ? {} : { events: options.events }),
   });
   const disk = await store.load();

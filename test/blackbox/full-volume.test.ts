@@ -54,3 +54,28 @@ describe('a full volume', () => {
     }
   }));
 });
+
+// Found: with the volume full, attempts could not be recorded and were sent anyway: 118 exchanges in 60 s in a crash
+// loop, against a limit of 10. The budget fails closed: no attempt is sent that is not durably recorded first.
+describe('a crash loop on a full volume', () => {
+  test('sends no exchange at all', (t) => withSmallVolume(t, 64 * 1024, async (volume) => {
+    const api = await startFakeApi({ tokens: { [TOKEN]: 'ok' } });
+    const dir = await tempDir();
+    try {
+      const tokenFile = await createSecretVolume(join(dir.path, 'secret'), TOKEN);
+      await volume.fillLeaving(0);
+      const args = baseArgs({ apiUrl: api.url, tokenFile, jwtFile: join(volume.path, 'jwt') });
+      for (let restart = 0; restart < 6; restart += 1) {
+        const daemon = startDaemon(args);
+        const { metrics } = await daemon.ports();
+        // Each start fails to record its first attempt (observable), then is killed as a crash loop would.
+        await waitFor(async () => (await scrapeSample(metrics ?? 0, 'ek_sidecar_state_file_writes_total{result="failure"}')) >= 1, 10_000, () => 'a failed attempt record');
+        await daemon.kill9();
+      }
+      assert.equal(api.countFor(TOKEN), 0, 'no exchange was sent');
+    } finally {
+      await api.close();
+      await dir.remove();
+    }
+  }));
+});

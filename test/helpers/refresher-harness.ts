@@ -8,11 +8,12 @@ import type { RateLimit } from '../../src/config/config.ts';
 import type { Random } from '../../src/core/clock.ts';
 import { ExchangeError } from '../../src/core/errors.ts';
 import { apiTokenCredential, type Credential, type ExchangeRequest } from '../../src/credentials/credential.ts';
-import { JwtSink } from '../../src/disk/jwt-sink.ts';
+import type { JwtSink } from '../../src/disk/jwt-sink.ts';
+import { createRefresherWithSink } from '../../src/commands/refresh-wiring.ts';
 import { parseState, type StateFile } from '../../src/disk/state-file.ts';
 import { StateStore } from '../../src/disk/state-store.ts';
 import { createMetrics, type Metrics } from '../../src/observe/metrics.ts';
-import { Refresher, type Restorable } from '../../src/refresh/refresher.ts';
+import type { Refresher, Restorable } from '../../src/refresh/refresher.ts';
 import { ServedJwt } from '../../src/refresh/served-jwt.ts';
 import type { ExchangeClient } from '../../src/upstream/exchange-client.ts';
 import type { RawResponse } from '../../src/upstream/exchange-response.ts';
@@ -183,28 +184,9 @@ export function harness(options: HarnessOptions = {}): Harness {
   // Plain pino, without the product's redaction: the refresher itself must never hand a secret to the logger.
   const log = pino({ level: 'trace' }, { write: (line: string) => { logs.push(line); EXPOSED.push(line); } });
   const store = new StateStore({ path: STATE_FILE, files, clock, bootId: BOOT, limit: rateLimit, metrics });
-  const sink = new JwtSink({
-    jwtFile: JWT_FILE, mode: 0o640, format: 'raw', store, files, clock, random: () => random(), timers, metrics, log,
-    signal: shutdown.signal,
-    records: () => refresher.records(),
-    events: {
-      onInstalled: (installation) => { refresher.onInstalled(installation); },
-      onWriteFailed: (error, count) => { refresher.onWriteFailed(error, count); },
-      onFileGone: () => { refresher.onFileGone(); },
-    },
-  });
-  const refresher: Refresher = new Refresher({
-    config: { refreshWindow: WINDOW, minTtlMs: MIN_TTL_MS, rateLimit, timeoutMs: 10 * SECOND },
-    client,
-    ledger: store,
-    sink,
-    served,
-    metrics,
-    clock,
-    random: () => random(),
-    timers,
-    log,
-    signal: shutdown.signal,
+  const { refresher, sink } = createRefresherWithSink({
+    config: { jwtFile: JWT_FILE, jwtFileMode: 0o640, jwtFormat: 'raw', refreshWindow: WINDOW, minTtlMs: MIN_TTL_MS, rateLimit, timeoutMs: 10 * SECOND },
+    client, store, files, served, metrics, clock, random: () => random(), timers, log, signal: shutdown.signal,
     events: {
       onInstalled: (held) => { installed.push(held); },
       onFailure: (error) => {
