@@ -21,6 +21,8 @@ export interface CredentialSource {
   reread(): Promise<void>;
   /** Constant-time: is `presented` the API token this sidecar exchanges? (The drop-in and the proxy's `verify`.) */
   isApiToken(presented: string): boolean;
+  /** Start following the file, when started with `follow: false` (run does so once its first JWT is in). */
+  follow(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -29,6 +31,8 @@ export interface CredentialSourceDeps {
   readonly events: CredentialEvents;
   readonly metrics: Pick<Metrics, 'tokenFileReloads'>;
   readonly log: Logger;
+  /** false: read the credential now, follow its file only when follow() is called. Default true. */
+  readonly follow?: boolean;
 }
 
 /**
@@ -43,15 +47,15 @@ export async function startCredentialSource(deps: CredentialSourceDeps): Promise
     const read = parseApiToken(config.apiTokenFromEnv ?? '', 'EK_API_TOKEN');
     const report = (): void => { holder.report(toFileRead(read)); };
     report();
-    return { reread: () => { report(); return Promise.resolve(); }, isApiToken: (presented) => holder.matches(presented), close: () => Promise.resolve() };
+    return { reread: () => { report(); return Promise.resolve(); }, isApiToken: (presented) => holder.matches(presented), follow: () => Promise.resolve(), close: () => Promise.resolve() };
   }
   const path = config.tokenFile;
   const file = new WatchedFile(path, async () => toFileRead(await readApiTokenFile(path)), {
     onValue: (token) => { holder.report({ ok: true, value: token, text: token }); },
     onProblem: (problem) => { holder.report({ ok: false, problem, retryable: false }); },
   });
-  await file.start();
-  return { reread: () => file.reread({ force: true }), isApiToken: (presented) => holder.matches(presented), close: () => file.close() };
+  await file.start({ follow: deps.follow !== false });
+  return { reread: () => file.reread({ force: true }), isApiToken: (presented) => holder.matches(presented), follow: () => file.follow(), close: () => file.close() };
 }
 
 function toFileRead(read: TokenRead): FileRead<string, CredentialError> {
