@@ -21,6 +21,16 @@ const IMAGE_ROOT = '/app/';
 
 let cached: ImageStart | undefined;
 
+/**
+ * Whether the image sets more than the snapshot (node options, or an environment beyond NODE_ENV): then "from the
+ * snapshot, without the image's other settings" is worth a what-if row.
+ */
+export function imageAddsSettings(): boolean {
+  const image = imageStart();
+  return image.nodeArgs.some((arg, i) => !(arg === '--snapshot-blob' || image.nodeArgs[i - 1] === '--snapshot-blob'))
+    || Object.keys(image.env).some((key) => key !== 'NODE_ENV');
+}
+
 export function imageStart(): ImageStart {
   if (cached !== undefined) return cached;
   const instructions = DockerfileParser.parse(readFileSync(join(PROJECT_ROOT, 'Dockerfile'), 'utf8')).getInstructions();

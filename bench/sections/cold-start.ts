@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { baselines } from '../lib/baselines.ts';
 import { startFakeApiProcess } from '../lib/fake-api.ts';
 import { fmt, makeFixture, type Fixture } from '../lib/fixture.ts';
-import { imageStart } from '../lib/image.ts';
+import { imageAddsSettings, imageStart } from '../lib/image.ts';
 import type { Profile } from '../lib/options.ts';
 import { spawnNode } from '../lib/processes.ts';
 import { row, type Row, type SectionResult } from '../lib/report.ts';
@@ -26,9 +26,7 @@ interface Run {
 
 /** The image's start, and the snapshot alone only when the image adds settings of its own. */
 function variants(): Variant[] {
-  const image = imageStart();
-  const extras = image.nodeArgs.length > 2 || Object.keys(image.env).length > 0;
-  return ['image', ...(extras ? ['snapshot' as const] : []), 'launcher', 'plain', 'bare'];
+  return ['image', ...(imageAddsSettings() ? ['snapshot' as const] : []), 'launcher', 'plain', 'bare'];
 }
 
 async function once(variant: Variant, apiUrl: string, fixture: Fixture, index: number): Promise<Run> {

@@ -6,7 +6,7 @@
 import { startBareServer } from '../lib/baselines.ts';
 import { startFakeApiProcess } from '../lib/fake-api.ts';
 import { fmt, makeFixture } from '../lib/fixture.ts';
-import { imageStart } from '../lib/image.ts';
+import { imageAddsSettings, imageStart } from '../lib/image.ts';
 import type { Profile } from '../lib/options.ts';
 import { mb, rssBytes, sampleCpu, type CpuSample } from '../lib/proc.ts';
 import { spawnNode, type Child } from '../lib/processes.ts';
@@ -82,8 +82,7 @@ export async function idle(profile: Profile['idle']): Promise<SectionResult> {
       children.push(sidecar);
       return sidecar;
     };
-    const image = imageStart();
-    const whatIfs: Launch[] = ['plain', ...(image.nodeArgs.length > 2 || Object.keys(image.env).length > 0 ? ['snapshot' as const] : [])];
+    const whatIfs: Launch[] = ['plain', ...(imageAddsSettings() ? ['snapshot' as const] : [])];
     const sidecar = start('image');
     const others = whatIfs.map((launch) => ({ launch, sidecar: start(launch) }));
     await Promise.all(['image', ...whatIfs].map((launch) => waitForFileContent(fixture.jwtFile(`jwt-${launch}`), 15_000)));
