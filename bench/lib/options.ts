@@ -11,8 +11,11 @@ export interface Profile {
   readonly token: { readonly connections: readonly number[]; readonly rounds: number; readonly roundSec: number; readonly warmupSec: number };
   readonly coldStart: { readonly runs: number };
   readonly idle: { readonly settleSec: number; readonly measureSec: number };
-  /** JWT lifetime of the scaled steady-state run, how many lifetimes to watch, how many SIGKILL restarts. */
-  readonly upstream: { readonly lifetimeSec: number; readonly lifetimes: number; readonly restarts: number };
+  /**
+   * Steady state: daemons watched from their first exchange to their first refresh, the JWT lifetime and their
+   * --min-ttl (a lifetime of about 200 s or more lets the policy draw its whole window); SIGKILL restarts.
+   */
+  readonly upstream: { readonly daemons: number; readonly lifetimeSec: number; readonly minTtlMs: number; readonly restarts: number };
   /** Fleet sizes; time is divided by `scale` (900 s / 60 s → 9 s / 0.6 s at 100); lifetimes of steady state watched (largest N only). */
   readonly fleet: { readonly sizes: readonly number[]; readonly scale: number; readonly steadyLifetimes: number };
   /** Runs per import measurement; whether to measure each library, alone and on top of the others (leave-one-out). */
@@ -24,7 +27,7 @@ const PROFILES: Record<Mode, Profile> = {
     token: { connections: [1, 10, 50], rounds: 6, roundSec: 2.5, warmupSec: 2 },
     coldStart: { runs: 10 },
     idle: { settleSec: 5, measureSec: 60 },
-    upstream: { lifetimeSec: 4, lifetimes: 10, restarts: 10 },
+    upstream: { daemons: 10, lifetimeSec: 210, minTtlMs: 1_000, restarts: 10 },
     fleet: { sizes: [10, 50, 100], scale: 100, steadyLifetimes: 1 },
     startupCost: { runs: 3, perLibrary: true },
   },
@@ -32,7 +35,7 @@ const PROFILES: Record<Mode, Profile> = {
     token: { connections: [1, 10, 50], rounds: 3, roundSec: 1.5, warmupSec: 0.5 },
     coldStart: { runs: 5 },
     idle: { settleSec: 2, measureSec: 10 },
-    upstream: { lifetimeSec: 2, lifetimes: 5, restarts: 5 },
+    upstream: { daemons: 5, lifetimeSec: 20, minTtlMs: 1_000, restarts: 5 },
     fleet: { sizes: [10, 50], scale: 100, steadyLifetimes: 1 },
     startupCost: { runs: 3, perLibrary: true },
   },
@@ -40,7 +43,7 @@ const PROFILES: Record<Mode, Profile> = {
     token: { connections: [50], rounds: 1, roundSec: 0.5, warmupSec: 0.3 },
     coldStart: { runs: 1 },
     idle: { settleSec: 0.5, measureSec: 1 },
-    upstream: { lifetimeSec: 1, lifetimes: 2, restarts: 1 },
+    upstream: { daemons: 2, lifetimeSec: 2, minTtlMs: 100, restarts: 1 },
     fleet: { sizes: [3], scale: 100, steadyLifetimes: 0 },
     startupCost: { runs: 1, perLibrary: false },
   },

@@ -1,5 +1,7 @@
-// ek-sidecar under test: the built CLI (dist/bin.js) in its own Node 24 process, its JSON log lines parsed.
-import { CLI } from './paths.ts';
+// ek-sidecar under test: the built CLI (dist/bin.js) in its own Node 24 process, started as the image starts it
+// unless told otherwise, its JSON log lines parsed.
+import { imageStart } from './image.ts';
+import { CLI, SNAPSHOT_BLOB } from './paths.ts';
 import { spawnNode, type Child } from './processes.ts';
 import { waitFor } from './wait.ts';
 import { baseArgs } from '../../testkit/daemon-args.ts';
@@ -16,12 +18,43 @@ export interface LogLine {
   readonly seenAtMs: number;
 }
 
+/**
+ * How the process is started:
+ * - `image`: as the Dockerfile's ENTRYPOINT does (from the startup snapshot, with the image's node options and ENV);
+ * - `snapshot`: from the startup snapshot, without the image's other options and ENV;
+ * - `launcher`: `node dist/bin.js`, which restarts itself from the snapshot (npm users' start);
+ * - `plain`: `node dist/bin.js` with EK_SIDECAR_SNAPSHOT=off: the plain bundle, no snapshot.
+ */
+export type Launch = 'image' | 'snapshot' | 'launcher' | 'plain';
+
+export const LAUNCHES: Readonly<Record<Launch, string>> = {
+  image: 'the image\'s start (node --snapshot-blob …, its ENTRYPOINT and ENV)',
+  snapshot: 'from the snapshot, without the image\'s other settings',
+  launcher: 'node dist/bin.js (restarts itself from the snapshot)',
+  plain: 'the plain bundle (EK_SIDECAR_SNAPSHOT=off)',
+};
+
+/** Node options and environment for `launch`, before the script. */
+export function launchArgs(launch: Launch): { nodeArgs: string[]; env: Record<string, string> } {
+  switch (launch) {
+    case 'image': {
+      const image = imageStart();
+      return { nodeArgs: [...image.nodeArgs], env: { ...image.env } };
+    }
+    case 'snapshot': return { nodeArgs: ['--snapshot-blob', SNAPSHOT_BLOB], env: {} };
+    case 'launcher': return { nodeArgs: [], env: {} };
+    case 'plain': return { nodeArgs: [], env: { EK_SIDECAR_SNAPSHOT: 'off' } };
+  }
+}
+
 export interface SidecarOptions {
   readonly apiUrl: string;
   readonly tokenFile: string;
   readonly jwtFile: string;
   /** More flags after the common ones, e.g. `--rate-limit 10/600ms`. */
   readonly extra?: readonly string[];
+  /** Default `image`. */
+  readonly launch?: Launch;
   /** Extra Node options before the script, e.g. `--cpu-prof`. */
   readonly nodeArgs?: readonly string[];
   readonly env?: Record<string, string>;
@@ -38,13 +71,15 @@ export interface Sidecar extends Child {
 }
 
 export function startSidecar(options: SidecarOptions): Sidecar {
+  const how = launchArgs(options.launch ?? 'image');
   const args = [
+    ...how.nodeArgs,
     ...(options.nodeArgs ?? []),
     CLI,
     ...baseArgs({ apiUrl: options.apiUrl, tokenFile: options.tokenFile, jwtFile: options.jwtFile, ...(options.extra === undefined ? {} : { extra: options.extra }) }),
   ];
   const spawnedAtMs = performance.now();
-  const child = spawnNode(args, { ...(options.env === undefined ? {} : { env: options.env }) });
+  const child = spawnNode(args, { env: { ...how.env, ...options.env } });
   const lines: LogLine[] = [];
   let partial = '';
   let err = '';

@@ -11,13 +11,13 @@ import { progress } from '../lib/progress.ts';
 import { startSidecar, type Sidecar } from '../lib/sidecar.ts';
 import { maxInAnyWindow, median } from '../lib/stats.ts';
 import { sleep, waitFor, waitForFileContent } from '../lib/wait.ts';
-import { modelExchangesPerLifetime, REAL_LIFETIME_SEC, REAL_MIN_TTL_SEC, REAL_WINDOW_SEC } from '../lib/refresh-model.ts';
+import { modelExchangesPerLifetime, REAL_LIFETIME_SEC, REAL_MIN_TTL_SEC, REAL_WINDOW_SEC, REFRESH_WINDOW, windowText } from '../lib/refresh-model.ts';
 
 const LIMIT = 10;
 /** What a daemon logs when it has read an empty token file (src/refresher.ts). */
 const NO_TOKEN_YET = 'no API token is loaded yet';
 /** Lifetimes to let pass after start-up before steady state counts: the last refresh point of the first JWTs. */
-const REFRESH_SETTLE = 0.8;
+const REFRESH_SETTLE = REFRESH_WINDOW[1];
 /**
  * Daemons starting at any one time. All N at once on 2 cores thrash (100 took 70–106 s to all start, loaded machine);
  * a few at a time keeps both cores busy with less contention. The gate makes the start order irrelevant to the race.
@@ -194,7 +194,7 @@ export async function fleet(profile: Profile['fleet']): Promise<SectionResult> {
     `Time ×1/${profile.scale}: JWT ${lifetimeSec} s, window ${windowSec * 1000} ms (the fake's limit ${LIMIT} per window, counting rejected requests too), daemons with --rate-limit ${LIMIT}/${windowSec * 1000}ms --min-ttl ${(REAL_MIN_TTL_SEC * 1000) / profile.scale}ms; every daemon its own process.`,
     `The gate: one start costs about half a second of CPU or more here (see the start-up profile), so N daemons take seconds to minutes to start on 2 shared cores (first row of each N; ${STARTING_AT_ONCE} at a time, which thrashes less than all at once), hundreds of scaled windows, which would turn the race for the budget into a race for the CPU. So every daemon starts with an empty token file and waits (as with a Secret created after the pods); once all have started, the token is renamed into place and all go for it at once (chokidar sees the rename). The race is timed from there and given ${RACE_BASE_MS / 1000} s + ${RACE_WINDOWS} windows.`,
     `Bound: N daemons need N exchanges, at ${LIMIT} per window the last one can succeed no sooner than ceil(N/${LIMIT}) − 1 windows after the first.`,
-    `Steady-state demand: each daemon refreshes at a random 0.6–0.8 of the lifetime, ${fmt(realPerLifetime, 3)} exchanges per lifetime (${fmt(scaledPerLifetime, 3)} at this scale), i.e. ${fmt(demandReal, 4)} per ${REAL_WINDOW_SEC} s window at 900 s/60 s; ${LIMIT} per window is used up at N = ${LIMIT} / ${fmt(demandReal, 4)} ≈ ${fmt(saturation, 0)} daemons per API token (${fmt(LIMIT * 0.6 * REAL_LIFETIME_SEC / REAL_WINDOW_SEC, 0)} if all refreshed at 0.6). Beyond it 429s never stop, and since rejected requests count against the budget too, retries eat it further.`,
+    `Steady-state demand: each daemon refreshes at a random ${windowText()} of the lifetime (the default window), ${fmt(realPerLifetime, 3)} exchanges per lifetime (${fmt(scaledPerLifetime, 3)} at this scale), i.e. ${fmt(demandReal, 4)} per ${REAL_WINDOW_SEC} s window at 900 s/60 s; ${LIMIT} per window is used up at N = ${LIMIT} / ${fmt(demandReal, 4)} ≈ ${fmt(saturation, 0)} daemons per API token (${fmt(LIMIT * REFRESH_WINDOW[0] * REAL_LIFETIME_SEC / REAL_WINDOW_SEC, 0)} if all refreshed at ${String(REFRESH_WINDOW[0])}). Beyond it 429s never stop, and since rejected requests count against the budget too, retries eat it further.`,
     `Scaled time slows the start-up race: the daemon's backoff (1 s doubling to 60 s) and the fake's Retry-After/RateLimit-Reset (whole seconds, at least 1) are not scaled, so here one 429 costs at least 1 s = ${fmt(1 / windowSec, 2)} windows, and a herd's own spread (token-file watch latency, N processes on 2 cores) is a large part of a window; at 1/100 start-up takes many more windows than the bound, while at production scale (\`--fleet-scale 1\`) a fleet lands within about the bound: see the findings.`,
   ];
   return { name: 'fleet', title: 'Fleet, one token', rows, notes, data: { runs, model: { scaledPerLifetime, realPerLifetime, demandScaled, demandReal, saturation } } };

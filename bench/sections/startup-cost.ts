@@ -1,7 +1,8 @@
 // 6. Where start-up time and memory go, to explain the cold-start and idle-RSS figures: what each dependency adds
-// to a bare node:http process (time and RSS, each set in a fresh process), and one real ek-sidecar start, up to its
-// JWT file, with a CPU profile (--cpu-prof) charged by package and a count of the files it loaded.
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+// to a bare node:http process (time and RSS, each set in a fresh process), which is what the startup snapshot saves
+// a start, and one real ek-sidecar start, up to its JWT file, started as the image starts it and as the plain bundle,
+// each with a CPU profile (--cpu-prof) charged by package and a count of the files the module loader loaded.
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { summariseProfile } from '../lib/cpu-profile.ts';
 import { startFakeApiProcess } from '../lib/fake-api.ts';
@@ -10,7 +11,8 @@ import type { Profile } from '../lib/options.ts';
 import { mb } from '../lib/proc.ts';
 import { spawnNode } from '../lib/processes.ts';
 import { row, type Row, type SectionResult } from '../lib/report.ts';
-import { startSidecar } from '../lib/sidecar.ts';
+import { SNAPSHOT_BLOB } from '../lib/paths.ts';
+import { LAUNCHES, startSidecar, type Launch } from '../lib/sidecar.ts';
 import { median } from '../lib/stats.ts';
 import { waitForFileContent } from '../lib/wait.ts';
 
@@ -72,17 +74,20 @@ async function importCosts(runs: number, perLibrary: boolean): Promise<{ rows: R
       rows.push(row(`${library}: import time / RSS over a bare node:http process`, `${ms(over(library), HTTP)} / ${rss(over(library), HTTP)}`, '',
         `${rss(ALL, allBut(library))} on top of all the others`));
     }
-    rows.push(row('all nine libraries: import time / RSS over a bare node:http process', `${ms(ALL, HTTP)} / ${rss(ALL, HTTP)}`, '', ''));
+    rows.push(row(`all ${String(LIBRARIES.length)} libraries: import time / RSS over a bare node:http process`, `${ms(ALL, HTTP)} / ${rss(ALL, HTTP)}`, '', ''));
   }
   rows.push(row('node:http itself (what the baselines load)', `${ms(HTTP, ALONE)} / ${rss(HTTP, ALONE)}`,
     `node alone: ${fmt(med(ALONE, 'sinceStartMs'))} ms to run, ${fmt(mb(med(ALONE, 'rss')), 1)} MB`, ''));
   return { rows, data };
 }
 
-/** Loaded before the daemon's own code: counts every file the module loader loads, with when, written at exit. */
+/**
+ * Preloaded with --require (a start from a snapshot runs --require preloads, not --import ones): counts every file the
+ * module loader loads, with when, written at exit.
+ */
 const COUNT_LOADS = [
-  "import { registerHooks } from 'node:module';",
-  "import { writeFileSync } from 'node:fs';",
+  "const { registerHooks } = require('node:module');",
+  "const { writeFileSync } = require('node:fs');",
   'const loaded = [];',
   'registerHooks({ load(url, context, next) { loaded.push([url, performance.now()]); return next(url, context); } });',
   "process.on('exit', () => { writeFileSync(process.env.BENCH_LOADED_FILE, JSON.stringify(loaded)); });",
@@ -96,18 +101,21 @@ function ownerOf(url: string): string {
 }
 
 /** One real start, profiled: spawn → JWT file, CPU by package, files loaded by package. */
-async function profileStart(): Promise<{ rows: Row[]; data: Record<string, unknown> }> {
-  const fixture = makeFixture('cpu-prof');
+async function profileStart(launch: Launch): Promise<{ rows: Row[]; data: Record<string, unknown> }> {
+  const fixture = makeFixture(`cpu-prof-${launch}`);
   const api = await startFakeApiProcess({ lifetimeSec: 900 });
   const profileDir = join(fixture.dir, 'profile');
   mkdirSync(profileDir);
   const loadedFile = join(fixture.dir, 'loaded.json');
+  const counter = join(fixture.dir, 'count-loads.cjs');
+  writeFileSync(counter, COUNT_LOADS);
   const jwtFile = fixture.jwtFile();
   const sidecar = startSidecar({
     apiUrl: api.url,
     tokenFile: fixture.tokenFile,
     jwtFile,
-    nodeArgs: ['--import', `data:text/javascript,${encodeURIComponent(COUNT_LOADS)}`, '--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', '200'],
+    launch,
+    nodeArgs: ['--require', counter, '--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', '200'],
     env: { BENCH_LOADED_FILE: loadedFile },
   });
   try {
@@ -123,9 +131,10 @@ async function profileStart(): Promise<{ rows: Row[]; data: Record<string, unkno
     for (const url of loaded) byPackage[ownerOf(url)] = (byPackage[ownerOf(url)] ?? 0) + 1;
     const topFiles = Object.entries(byPackage).sort((a, b) => b[1] - a[1]).slice(0, 7).map(([name, count]) => `${name} ${count}`).join(', ');
     const topCpu = summary.byOwner.slice(0, 8).map((entry) => `${entry.owner} ${fmt(entry.ms)} ms`).join('; ');
+    const how = launch === 'image' ? 'the image\'s start' : LAUNCHES[launch];
     const rows = [
-      row('files loaded by one daemon start, up to its JWT', String(loaded.length), 'bare baselines: 1 file + node:http', topFiles),
-      row(`CPU profile of one daemon start (spawn → JWT file: ${fmt(toFileMs)} ms wall, profiled)`, topCpu, '', `${fmt(summary.totalMs)} ms on CPU`),
+      row(`files the module loader loaded in one daemon start, up to its JWT (${how})`, String(loaded.length), 'bare baselines: 1 file + node:http', topFiles || 'none'),
+      row(`CPU profile of one daemon start (${how}; spawn → JWT file: ${fmt(toFileMs)} ms wall, profiled)`, topCpu, '', `${fmt(summary.totalMs)} ms on CPU`),
     ];
     return { rows, data: { toFileMs, filesLoaded: byPackage, cpu: summary } };
   } finally {
@@ -137,10 +146,13 @@ async function profileStart(): Promise<{ rows: Row[]; data: Record<string, unkno
 
 export async function startupCost(profile: Profile['startupCost']): Promise<SectionResult> {
   const imports = await importCosts(profile.runs, profile.perLibrary);
-  const start = await profileStart();
+  const image = await profileStart('image');
+  const plain = await profileStart('plain');
+  const blob = row('the startup snapshot (dist/snapshot.blob, no code cache)', `${fmt(statSync(SNAPSHOT_BLOB).size / 1e6, 1)} MB`, '', 'read whole at every start from it');
+  const start = { rows: [...image.rows, ...plain.rows, blob], data: { image: image.data, plain: plain.data } };
   const notes = [
-    `Each set of imports is timed in a fresh \`node\` process (median of ${profile.runs}); RSS is the process's after the imports. "Over a bare node:http process" is node:http + the library against node:http alone: what it costs beside the baseline; "on top of all the others" is node:http + all nine against all but this one: what dropping it alone would save (import times of a few ms are within the noise here).`,
-    'The daemon start is profiled with --cpu-prof and a module.registerHooks load hook (both add a little time of their own).',
+    `Each set of imports is timed in a fresh \`node\` process (median of ${profile.runs}); RSS is the process's after the imports. "Over a bare node:http process" is node:http + the library against node:http alone: what it costs beside the baseline; "on top of all the others" is node:http + all ${String(LIBRARIES.length)} against all but this one: what dropping it alone would save (import times of a few ms are within the noise here).`,
+    'The daemon start is profiled with --cpu-prof and a module.registerHooks load hook (both add a little time of their own). A start from the snapshot loads no file of ours or of the libraries: they are in the snapshot; what is left are Node built-ins loaded on first use.',
     'The CPU profile charges every sample to the nearest package on its stack (time in Node\'s module loader on behalf of a package\'s require() counts for that package); "(program)" is native work V8 cannot attribute. When dist/bin.js is one bundle (esbuild), its libraries are charged to "ek-sidecar (dist/)" and compiling it to the loader; the per-library rows above import the libraries unbundled from node_modules, so they size each one rather than reproduce the bundle.',
   ];
   return { name: 'startup-cost', title: 'Start-up cost', rows: [...imports.rows, ...start.rows], notes, data: { imports: imports.data, start: start.data } };

@@ -14,6 +14,8 @@ import { startCore } from './core.ts';
 
 /** SIGTERM must end the process within 2 s whatever is in flight; this leaves margin for the event loop to drain. */
 const SHUTDOWN_DEADLINE_MS = 1_500;
+/** The longest the listeners wait for the first JWT (the exchange takes tens of ms; a probe's period is seconds). */
+const FIRST_JWT_WAIT_MS = 1_000;
 
 /** `ek-sidecar run`: wiring only. Resolves with the exit code once a signal has stopped everything. */
 export async function runDaemon(config: Config, log: Logger): Promise<number> {
@@ -33,8 +35,33 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
   });
 
   const hook = config.onRefresh === undefined ? undefined : createHookRunner({ argv: config.onRefresh, jwtFile: config.jwtFile, log, ...hookTimingFromEnv(process.env) });
-  const core = await startCore(config, log, { defaultMetrics: true, signal: shutdown.signal, events: { onInstalled: () => { hook?.run(); } } });
+  // The first JWT comes before the listeners and the file watches: a pod's start waits on it, /readyz can only answer
+  // 200 once the file is written anyway, and everything started earlier would share the one thread with the exchange.
+  // Bounded, so that /healthz and /metrics are up promptly when the upstream is slow or down, or the budget makes the
+  // exchange wait.
+  let firstOutcome: () => void = () => undefined;
+  const first = new Promise<void>((resolve) => { firstOutcome = resolve; });
+  const core = await startCore(config, log, {
+    defaultMetrics: true,
+    signal: shutdown.signal,
+    events: { onInstalled: () => { firstOutcome(); hook?.run(); }, onFailure: () => { firstOutcome(); } },
+  });
   const { served, metrics, refresher, sink, clock } = core;
+
+  const source = await startCredentialSource({
+    config,
+    metrics,
+    log,
+    follow: false,
+    events: {
+      onCredential: (credential) => { refresher.onCredential(credential); },
+      onProblem: (problem) => { refresher.onCredentialProblem(problem); firstOutcome(); },
+    },
+  });
+  started.source = source;
+  const waited = setTimeout(firstOutcome, FIRST_JWT_WAIT_MS);
+  await Promise.race([first, stopped]);
+  clearTimeout(waited);
 
   const servers: RunningServer[] = [];
   const tokenApi = config.listen === undefined ? undefined : await startTokenServer({
@@ -59,16 +86,9 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
     log,
   });
   for (const server of [tokenApi, ops]) if (server !== undefined) servers.push(server);
-  log.info({ version: VERSION, node: process.version, tokenApi: tokenApi?.address ?? 'off', metrics: ops?.address ?? 'off', config: effectiveConfig(config) }, 'ek-sidecar started');
-
-  const source = await startCredentialSource({
-    config,
-    metrics,
-    log,
-    events: { onCredential: (credential) => { refresher.onCredential(credential); }, onProblem: (problem) => { refresher.onCredentialProblem(problem); } },
-  });
-  started.source = source;
+  await Promise.race([source.follow(), stopped]);
   sink.watch();
+  log.info({ version: VERSION, node: process.version, tokenApi: tokenApi?.address ?? 'off', metrics: ops?.address ?? 'off', config: effectiveConfig(config) }, 'ek-sidecar started');
 
   const signal = await stopped;
   log.info({ signal }, 'shutting down');

@@ -18,15 +18,15 @@ export async function startApiTokenSource(deps: CredentialSourceDeps): Promise<C
     log.warn('using the API token from EK_API_TOKEN: for local development only; mount a token file in production');
     const read = toFileRead(parseApiToken(config.apiTokenFromEnv ?? '', 'EK_API_TOKEN'));
     holder.report(read);
-    return { ...base, reread: () => { holder.report(read); return Promise.resolve(); }, close: () => Promise.resolve() };
+    return { ...base, reread: () => { holder.report(read); return Promise.resolve(); }, follow: () => Promise.resolve(), close: () => Promise.resolve() };
   }
   const path = config.tokenFile;
   const file = new WatchedFile(path, async () => toFileRead(await readApiTokenFile(path)), {
     onValue: (token) => { holder.report({ ok: true, value: token, text: token }); },
     onProblem: (problem) => { holder.report({ ok: false, problem, retryable: false }); },
   });
-  await file.start();
-  return { ...base, reread: () => file.reread({ force: true }), close: () => file.close() };
+  await file.start({ follow: deps.follow !== false });
+  return { ...base, reread: () => file.reread({ force: true }), follow: () => file.follow(), close: () => file.close() };
 }
 
 function toFileRead(read: TokenRead): FileRead<string, CredentialError> {

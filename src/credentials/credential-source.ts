@@ -24,6 +24,8 @@ export interface CredentialSource {
   isApiToken(presented: string): boolean;
   /** Constant-time: is `token` the pod's current projected token, and `workspace` ours? Always false with an API token. */
   isProjectedToken(token: string, workspace: string): boolean;
+  /** Start following the file, when started with `follow: false` (run does so once its first JWT is in). */
+  follow(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -32,6 +34,8 @@ export interface CredentialSourceDeps {
   readonly events: CredentialEvents;
   readonly metrics: Pick<Metrics, 'tokenFileReloads'>;
   readonly log: Logger;
+  /** false: read the credential now, follow its file only when follow() is called. Default true. */
+  readonly follow?: boolean;
 }
 
 export function startCredentialSource(deps: CredentialSourceDeps): Promise<CredentialSource> {

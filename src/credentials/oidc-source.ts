@@ -21,9 +21,10 @@ export async function startOidcSource(deps: CredentialSourceDeps): Promise<Crede
     onValue: (token) => { holder.report({ ok: true, token }, async () => holder.fresh(await readOrProblem(read, path))); },
     onProblem: (problem) => { holder.problem(problem); },
   });
-  await file.start();
+  await file.start({ follow: deps.follow !== false });
   return {
     reread: () => file.reread({ force: true }),
+    follow: () => file.follow(),
     isApiToken: () => false,
     isProjectedToken: (token, presentedWorkspace) => holder.matches(token) && presentedWorkspace === workspace,
     close: () => file.close(),

@@ -33,6 +33,7 @@ export class WatchedFile<T, E extends Problem> {
   readonly #read: () => Promise<FileRead<T, E>>;
   readonly #events: WatchedFileEvents<T, E>;
   #watcher: FSWatcher | undefined;
+  #watching: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #lastDigest: string | undefined;
   #reading: Promise<void> = Promise.resolve();
@@ -44,15 +45,31 @@ export class WatchedFile<T, E extends Problem> {
     this.#events = events;
   }
 
-  /** Read the file once now (reporting it) and start following it. */
-  async start(): Promise<void> {
+  /** Read the file once now (reporting it) and, unless told to wait for follow(), start following it. */
+  async start(options: { follow?: boolean } = {}): Promise<void> {
     await this.reread();
-    this.#watcher = watch(this.#path, { ignoreInitial: true, persistent: true });
+    if (options.follow !== false) await this.follow();
+  }
+
+  /**
+   * Watch the file and re-read it periodically from now on (once; a no-op after close()). Resolves once the watch is
+   * in place; a change between the first read and then is caught by one more read.
+   */
+  async follow(): Promise<void> {
+    if (this.#watcher !== undefined || this.#closed) return;
+    const watcher = watch(this.#path, { ignoreInitial: true, persistent: true });
+    this.#watcher = watcher;
     const reread = (): void => void this.reread();
-    this.#watcher.on('add', reread).on('change', reread).on('unlink', reread);
-    this.#watcher.on('error', reread);
+    watcher.on('add', reread).on('change', reread).on('unlink', reread);
+    watcher.on('error', reread);
     this.#timer = setInterval(reread, REREAD_INTERVAL_MS);
     this.#timer.unref();
+    // close() ends the wait too (chokidar drops its listeners then).
+    await new Promise<void>((resolve) => {
+      this.#watching = resolve;
+      watcher.once('ready', resolve);
+    });
+    await this.reread();
   }
 
   /** Re-read now (watch event, the periodic net, SIGHUP). Reads are serialised so that reports keep their order. */
@@ -79,6 +96,7 @@ export class WatchedFile<T, E extends Problem> {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#watching?.();
     clearInterval(this.#timer);
     await this.#watcher?.close();
   }

@@ -10,7 +10,7 @@ import { EMPTY_STATE, MAX_STATE_BYTES, parseState, recordId, recordsForBudget, r
 const STATE_MODE = 0o644;
 
 export type Reservation =
-  | { readonly granted: true; readonly records: ExchangeRecord[] }
+  | { readonly granted: true; readonly records: ExchangeRecord[]; readonly id: string }
   | { readonly granted: false; readonly records: ExchangeRecord[]; readonly nextAllowedAtMs: number };
 
 /**
@@ -58,9 +58,10 @@ export class StateStore {
       const records = prune(merge(known, recordsForBudget(state, now)), this.#limit, now.monoMs);
       const allowed = combinedBudget(records, key, this.#limit, now.monoMs);
       if (allowed.remaining === 0) return { granted: false, records, nextAllowedAtMs: allowed.nextAllowedAtMs };
-      const withAttempt = [...records, { key, atMs: now.monoMs, id: recordId() }];
+      const id = recordId();
+      const withAttempt = [...records, { key, atMs: now.monoMs, id }];
       await this.#write({ bootId: this.#bootId, exchanges: recordsForFile(withAttempt, now), jwt: state.jwt });
-      return { granted: true, records: withAttempt };
+      return { granted: true, records: withAttempt, id };
     });
   }
 

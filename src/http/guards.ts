@@ -67,9 +67,16 @@ export function hostGuard(allowedHosts: readonly string[]): (host: string | unde
   };
 }
 
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
+// Made on first use: a BlockList is a native object, which the startup snapshot cannot hold.
+let loopback: BlockList | undefined;
+
+function loopbackList(): BlockList {
+  if (loopback !== undefined) return loopback;
+  loopback = new BlockList();
+  loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+  loopback.addAddress('::1', 'ipv6');
+  return loopback;
+}
 
 /**
  * True when the peer's address (`req.socket.remoteAddress`) is on loopback: 127.0.0.0/8, ::1, or an IPv4-mapped
@@ -81,5 +88,5 @@ export function isLoopbackPeer(address: string | undefined): boolean {
   // The usual cases without BlockList's native call (about 0.4 µs), on the token API's hot path.
   if (address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1') return true;
   const family = isIP(address);
-  return family !== 0 && LOOPBACK.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  return family !== 0 && loopbackList().check(address, family === 6 ? 'ipv6' : 'ipv4');
 }

@@ -136,6 +136,8 @@ export class TlsReloader {
   #lastRefusal = '';
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** Ends start()'s wait for the watch when closed first (chokidar then drops its listeners). */
+  #watching: (() => void) | undefined;
   #reading: Promise<void> = Promise.resolve();
 
   constructor(options: TlsReloaderOptions) {
@@ -143,13 +145,23 @@ export class TlsReloader {
     this.#current = options.current;
   }
 
-  start(): void {
+  /**
+   * Follow the files. Resolves once the watch is in place (or closed), with one more read for a renewal that landed
+   * between the first read and then.
+   */
+  async start(): Promise<void> {
     const { certFile, keyFile } = this.#options.files;
     const reread = (): void => void this.reread();
-    this.#watcher = watch([certFile, keyFile], { ignoreInitial: true, persistent: true });
-    this.#watcher.on('add', reread).on('change', reread).on('unlink', reread).on('error', reread);
+    const watcher = watch([certFile, keyFile], { ignoreInitial: true, persistent: true });
+    this.#watcher = watcher;
+    watcher.on('add', reread).on('change', reread).on('unlink', reread).on('error', reread);
     this.#timer = setInterval(reread, this.#options.rereadIntervalMs ?? TLS_REREAD_INTERVAL_MS);
     this.#timer.unref();
+    await new Promise<void>((resolve) => {
+      this.#watching = resolve;
+      watcher.once('ready', resolve);
+    });
+    await this.reread();
   }
 
   /** Re-read now. Reads are serialised, so a burst of watch events costs one read that changes anything. */
@@ -161,6 +173,7 @@ export class TlsReloader {
   }
 
   async close(): Promise<void> {
+    this.#watching?.();
     clearInterval(this.#timer);
     await this.#watcher?.close();
     await this.#reading;

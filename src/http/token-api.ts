@@ -104,7 +104,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Run
     log,
     rereadIntervalMs: options.tls.rereadIntervalMs,
   });
-  reloader.start();
+  await reloader.start();
   return {
     address: running.address,
     close: async () => {

@@ -72,17 +72,24 @@ export function prune(records: readonly ExchangeRecord[], limit: RateLimit, nowM
 
 /**
  * Union of two logs (what this process knows and what the state file holds, which another process may have added
- * to), without duplicates. A record this process wrote reads back identical on the same boot; anything else is
- * kept twice at worst, which only ever makes the budget stricter.
+ * to), without duplicates: records with an id are one record however often they were read or settled, at their
+ * latest time; a record without one (an older file) is kept twice at worst, which only makes the budget stricter.
  */
 export function merge(a: readonly ExchangeRecord[], b: readonly ExchangeRecord[]): ExchangeRecord[] {
-  const seen = new Set<string>();
-  const out: ExchangeRecord[] = [];
+  const byKey = new Map<string, ExchangeRecord>();
   for (const record of [...a, ...b]) {
-    const id = `${String(record.atMs)}/${record.key}/${record.id ?? ''}`;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    out.push(record);
+    const key = record.id === undefined ? `${String(record.atMs)}/${record.key}/` : `id/${record.id}`;
+    const seen = byKey.get(key);
+    if (seen === undefined || record.atMs > seen.atMs) byKey.set(key, record);
   }
-  return out.sort((x, y) => x.atMs - y.atMs);
+  return [...byKey.values()].sort((x, y) => x.atMs - y.atMs);
+}
+
+/**
+ * The attempt `id` moved to when its answer came (or it failed): the upstream counted it on arrival, somewhere
+ * between the send and the answer, so counting it from the answer on keeps the next attempt `max` places later
+ * outside the upstream's window however long the request travelled or waited in the upstream's queue.
+ */
+export function settle(records: readonly ExchangeRecord[], id: string, atMs: number): ExchangeRecord[] {
+  return records.map((record) => (record.id === id && atMs > record.atMs ? { ...record, atMs } : record));
 }

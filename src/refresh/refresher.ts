@@ -9,7 +9,7 @@ import type { Reservation } from '../disk/state-store.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { ExchangeClient } from '../upstream/exchange-client.ts';
 import { interpretExchangeResponse, type Exchanged } from '../upstream/exchange-response.ts';
-import { combinedBudget, type ExchangeRecord } from './rate-limit.ts';
+import { combinedBudget, settle, type ExchangeRecord } from './rate-limit.ts';
 import { backoffDelay, isAuthFailure, latestRefresh, planNextStep, refreshPoint, retryDelay } from './refresh-policy.ts';
 import type { ServedJwt } from './served-jwt.ts';
 
@@ -249,6 +249,8 @@ export class Refresher {
         exchanged = interpretExchangeResponse(await client.send(request, signal), clock.now(), config.minTtlMs);
       } finally {
         stopTimer();
+        // The sink's next state write carries the settled time to any other process on the file.
+        this.#records = settle(this.#records, reservation.id, clock.monotonic());
       }
     } catch (error) {
       if (signal.aborted) return;

@@ -52,10 +52,11 @@ describe('bad upstream answers: rejected, the last good JWT kept', () => {
     const served = await tokenFromApi(tokenPort);
     assert.equal(served.status, 200);
     assert.equal(served.body, good, `${JSON.stringify(fault)}: the old JWT is still served`);
-    // The retry (no fault queued any more) brings the new token's JWT.
+    // The retry (no fault queued any more) brings the new token's JWT: in the file, then served (the file is written
+    // first), so the next test starts from one JWT in both places.
     await waitFor(async () => {
       const now = await readFile(jwtFile, 'utf8');
-      return now !== good && api.issued().includes(now);
+      return now !== good && api.issued().includes(now) && (await tokenFromApi(tokenPort)).body === now;
     }, 4_000, () => `recovery after ${JSON.stringify(fault)}`);
   }
 

@@ -70,6 +70,7 @@ describe('workload identity (--auth oidc)', () => {
 
     // The kubelet rotates the projected token at 80 % of its life: same identity, no exchange.
     const rotated = await mint();
+    const writes = await scrapeSample(metrics, 'ek_sidecar_state_file_writes_total{result="success"}');
     await rotateProjectedTokenVolume(volume, rotated, { file: 'enkryptify' });
     await waitFor(async () => await scrapeSample(metrics, 'ek_sidecar_token_file_reloads_total{result="success"}') >= 2, 5_000, () => 'the rotation read');
     await waitFor(async () => (await dropIn(tokenPort, { token: rotated, workspaceId: WORKSPACE })).status === 200, 5_000, () => 'the drop-in on the rotated token');
@@ -77,7 +78,8 @@ describe('workload identity (--auth oidc)', () => {
     assert.equal(api.countForSub(SUB), 1, 'no exchange for the rotation');
 
     // Restart: the JWT on disk (re-keyed to the rotated token) is reused without an exchange.
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${String(metrics)}/readyz`)).status === 200);
+    // Killed once the state entry is re-keyed to the rotated token (a kill before that write costs one exchange).
+    await waitFor(async () => await scrapeSample(metrics, 'ek_sidecar_state_file_writes_total{result="success"}') > writes, 5_000, () => 'the state entry re-keyed');
     await first.kill9();
     const second = startDaemon(oidcArgs(tokenFile, jwtFile));
     await ready(second);

@@ -2,11 +2,38 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { after } from 'node:test';
-import { join } from 'node:path';
-import { CLI } from '../../testkit/paths.ts';
+import { dirname, join } from 'node:path';
+import { CLI, PROJECT_ROOT } from '../../testkit/paths.ts';
 
 export { CLI, PROJECT_ROOT } from '../../testkit/paths.ts';
 export { baseArgs } from '../../testkit/daemon-args.ts';
+
+/**
+ * Which build the black-box tests start, from EK_TEST_BUILD (`npm test` runs the tier, then a representative part of
+ * it, `npm run test:plain`: the command line, the daemon, the endpoints, TLS and proxies, hooks):
+ * - `snapshot` (default): dist/bin.js from the startup snapshot, as the image's ENTRYPOINT starts it
+ *   (`node --snapshot-blob dist/snapshot.blob dist/bin.js …`), every command;
+ * - `plain`: the plain bundle (`node dist/bin.js …` with EK_SIDECAR_SNAPSHOT=off, so that the launcher does not
+ *   restart from the snapshot).
+ * The launcher's own choices (restart, fallback) are tested in test/blackbox/snapshot.test.ts.
+ */
+export const BUILD: 'snapshot' | 'plain' = process.env.EK_TEST_BUILD === 'plain' ? 'plain' : 'snapshot';
+export const SNAPSHOT_BLOB = join(PROJECT_ROOT, 'dist', 'snapshot.blob');
+
+/** How to start the CLI: BUILD's two ways, or `launcher`: `node dist/bin.js` as it is, deciding by itself. */
+export type Launch = typeof BUILD | 'launcher';
+
+export interface StartOptions {
+  readonly launch?: Launch;
+  /** Another copy of dist/bin.js (the snapshot, if any, beside it). */
+  readonly cli?: string;
+}
+
+/** Node options and environment that start the CLI as `how` says. */
+export function launch(how: Launch = BUILD, cli: string = CLI): { nodeArgs: string[]; env: Record<string, string> } {
+  if (how === 'snapshot') return { nodeArgs: ['--snapshot-blob', join(dirname(cli), 'snapshot.blob')], env: {} };
+  return { nodeArgs: [], env: how === 'plain' ? { EK_SIDECAR_SNAPSHOT: 'off' } : {} };
+}
 
 /** Everything every daemon printed in this test process, for the leak checks. */
 export const allOutput: string[] = [];
@@ -41,10 +68,12 @@ export interface Daemon {
   kill9(): Promise<void>;
 }
 
-/** Start `ek-sidecar` (the built CLI) as a child process with only the given environment (plus PATH). */
-export function startDaemon(args: readonly string[], env: Record<string, string> = {}): Daemon {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+/** Start `ek-sidecar` (the built CLI, as BUILD says) as a child process with only the given environment (plus PATH). */
+export function startDaemon(args: readonly string[], env: Record<string, string> = {}, options: StartOptions = {}): Daemon {
+  const cli = options.cli ?? CLI;
+  const how = launch(options.launch, cli);
+  const child = spawn(process.execPath, [...how.nodeArgs, cli, ...args], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...how.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -87,8 +116,8 @@ export function startDaemon(args: readonly string[], env: Record<string, string>
 }
 
 /** Run the CLI to completion (for `once`, `check` and bad flags). */
-export async function runCli(args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const daemon = startDaemon(args, env);
+export async function runCli(args: readonly string[], env: Record<string, string> = {}, options: StartOptions = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const daemon = startDaemon(args, env, options);
   const { code } = await daemon.exited();
   // Let the pipes drain.
   await new Promise((resolve) => setImmediate(resolve));

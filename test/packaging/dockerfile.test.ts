@@ -1,13 +1,16 @@
 // The Dockerfile: parsed with dockerfile-ast and checked for pinned bases (and an honest word on how their digests
-// are verified and kept current), a numeric non-root user, the CLI entry point, a build stage that downloads no
-// second Node.js, and the SBOM and licenses beside the bundle; then its stages are reproduced in temporary
-// directories (no Docker engine here) and the assembled runtime tree must answer `--version` on Node 24.
+// are verified and kept current), a numeric non-root user, the CLI entry point started from the startup snapshot, a
+// build stage that downloads no second Node.js and builds no snapshot, the snapshot built in the runtime stage by its
+// own node, and the SBOM and licenses beside the bundle; then its stages are reproduced in temporary directories (no
+// Docker engine here, the image's node played by this test's) and the assembled runtime tree must answer through its
+// ENTRYPOINT on Node 24, from the snapshot.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, posix } from 'node:path';
-import { Arg, Cmd, Copy, DockerfileParser, Entrypoint, From, Label, type Instruction } from 'dockerfile-ast';
+import { basename, dirname, join, posix, relative } from 'node:path';
+import { Arg, Cmd, Copy, DockerfileParser, Entrypoint, From, Label, Run, type Instruction } from 'dockerfile-ast';
+import { DIST, ROOT, SNAPSHOT } from '../../deploy/build/build.ts';
 import { missingTool, projectPath, projectRoot, readPackageJson, readProjectFile, run } from './helpers.ts';
 
 interface Stage {
@@ -54,6 +57,17 @@ function copies(stage: Stage): { from: string | undefined; sources: string[]; de
 function runCommands(stage: Stage): string[] {
   return keyword(stage, 'RUN').map((instruction) => instruction.getArgumentsContent() ?? '');
 }
+
+/** The RUNs in exec (JSON) form, as argv; the others are shell commands. */
+function execRuns(stage: Stage): string[][] {
+  return keyword(stage, 'RUN')
+    .filter((instruction): instruction is Run => instruction instanceof Run && instruction.getJSONStrings().length > 0)
+    .map((instruction) => instruction.getJSONStrings().map((word) => word.getJSONValue()));
+}
+
+/** The image's node and where its paths are in this checkout: dist/ as /app/dist/. */
+const IMAGE_NODE = '/nodejs/bin/node';
+const inImage = (path: string): string => posix.join('/app', relative(ROOT, path));
 
 function stageNamed(name: string | undefined): Stage {
   const stage = stages.find((candidate) => candidate.name === name);
@@ -102,19 +116,24 @@ void describe('Dockerfile', () => {
     assert.equal(Number(match[1]), 65532);
   });
 
-  void test('ENTRYPOINT runs the CLI on the image Node, CMD defaults to run, EXPOSE 9732', () => {
+  void test('ENTRYPOINT runs the CLI on the image Node from the startup snapshot, CMD defaults to run, EXPOSE 9732', () => {
     assert.ok(finalStage !== undefined);
-    assert.deepEqual(entrypoint(), ['/nodejs/bin/node', '/app/dist/bin.js']);
+    const words = entrypoint();
+    assert.equal(words[0], IMAGE_NODE);
+    assert.equal(words.at(-1), '/app/dist/bin.js');
+    const blob = words.indexOf('--snapshot-blob');
+    assert.ok(blob > 0, 'the ENTRYPOINT starts from the snapshot');
+    assert.equal(words[blob + 1], inImage(SNAPSHOT.blob));
     assert.deepEqual(jsonForm(keyword(finalStage, 'CMD')[0]), ['run']);
     assert.deepEqual(keyword(finalStage, 'EXPOSE').map((expose) => expose.getArgumentsContent()), ['9732']);
   });
 
   void test('the ENTRYPOINT script is the file the build emits for src/bin.ts, and the one package.json `bin` names', () => {
     const scripts = (JSON.parse(readProjectFile('package.json')) as { scripts: Record<string, string> }).scripts;
-    const emitted = /--outfile=(\S+)/.exec(scripts.build ?? '')?.[1];
-    assert.ok(emitted !== undefined, 'the build script names its --outfile');
-    assert.ok(scripts.build?.includes('src/bin.ts'), 'the build bundles src/bin.ts');
-    assert.equal(entrypoint()[1], posix.join('/app', emitted));
+    assert.match(scripts.build ?? '', /^node deploy\/build\/build\.ts\b/, 'npm run build runs deploy/build/build.ts');
+    assert.match(readProjectFile('deploy', 'build', 'build.ts'), /entryPoints: \{ bin: 'src\/bin\.ts' \}/, 'which bundles src/bin.ts as bin');
+    const emitted = relative(ROOT, join(DIST, 'bin.js'));
+    assert.equal(entrypoint().at(-1), posix.join('/app', emitted));
     const bin = packageJson.bin['ek-sidecar'];
     assert.equal(posix.normalize(bin ?? ''), emitted, 'package.json bin must point at the file the build emits');
   });
@@ -128,11 +147,13 @@ void describe('Dockerfile', () => {
     assert.ok(renovate.extends?.includes('docker:pinDigests'), 'renovate.json pins and updates the digests');
   });
 
-  void test('the runtime stage holds the bundle, its SBOM and licenses, and package.json; no RUN (distroless has no shell)', () => {
+  void test('the runtime stage holds dist/ and package.json, and builds the snapshot there with its own node in exec form (distroless has no shell)', () => {
     assert.ok(finalStage !== undefined);
-    assert.deepEqual(runCommands(finalStage), []);
+    const snapshotBuild = ['--snapshot-blob', relative(ROOT, SNAPSHOT.blob), '--build-snapshot-config', relative(ROOT, SNAPSHOT.config)];
+    assert.deepEqual(execRuns(finalStage), [[IMAGE_NODE, ...snapshotBuild]]);
+    assert.equal(runCommands(finalStage).length, 1, 'no other RUN');
     const fromStages = copies(finalStage).filter((copy) => copy.from !== undefined).flatMap((copy) => copy.sources);
-    assert.deepEqual(fromStages, ['/src/dist/bin.js', '/src/dist/sbom.cdx.json', '/src/dist/THIRD_PARTY_LICENSES'], 'no node_modules, no dev dependency');
+    assert.deepEqual(fromStages, ['/src/dist/'], 'no node_modules, no dev dependency');
     const fromContext = copies(finalStage).filter((copy) => copy.from === undefined).flatMap((copy) => copy.sources);
     assert.deepEqual(fromContext, ['package.json'], 'the runtime stage takes only package.json from the build context');
   });
@@ -147,7 +168,10 @@ void describe('Dockerfile', () => {
     // the one script the build needs. Measured here: `npm ci --ignore-scripts` installs no node/bin/node and no
     // .bin/node, and the build then runs on whatever `node` is first on PATH.
     assert.ok(commands.some((command) => /\bnpm ci\b.*--ignore-scripts/.test(command) && /npm rebuild esbuild/.test(command)));
-    assert.ok(commands.includes('npm run build'));
+    // The bundles only: a snapshot built by this stage's node would not run on the runtime stage's.
+    assert.ok(commands.includes('npm run build:bundle'));
+    const scripts = (JSON.parse(readProjectFile('package.json')) as { scripts: Record<string, string> }).scripts;
+    assert.match(scripts['build:bundle'] ?? '', /--no-snapshot/);
   });
 
   void test('OCI labels describe the image; the version defaults to package.json', () => {
@@ -255,6 +279,14 @@ void describe('Dockerfile', () => {
               break;
             }
             case 'RUN': {
+              const argv = instruction instanceof Run ? instruction.getJSONStrings().map((word) => word.getJSONValue()) : [];
+              if (argv.length > 0) {
+                // Exec form, on the image's node: this test's node plays it.
+                const [program = '', ...rest] = argv;
+                const result = run(program === IMAGE_NODE ? process.execPath : program, rest, { cwd, env, timeoutMs: 120_000 });
+                assert.equal(result.status, 0, `RUN ${argv.join(' ')} failed:\n${result.stdout}\n${result.stderr}`);
+                break;
+              }
               if (/^npm ci\b/.test(args) && !args.includes('--omit=dev')) {
                 // The full development install from the same lockfile is the project's own node_modules: reuse it
                 // rather than download node@24's binary again.
@@ -271,30 +303,36 @@ void describe('Dockerfile', () => {
         }
       });
 
-      assert.deepEqual(readdirSync(join(finalRoot, 'app')).sort(), ['dist', 'package.json'], 'the runtime tree is the bundle and package.json');
-      assert.deepEqual(readdirSync(join(finalRoot, 'app', 'dist')).sort(), ['THIRD_PARTY_LICENSES', 'bin.js', 'sbom.cdx.json']);
+      assert.deepEqual(readdirSync(join(finalRoot, 'app')).sort(), ['dist', 'package.json'], 'the runtime tree is dist/ and package.json');
+      const dist = readdirSync(join(finalRoot, 'app', 'dist'));
+      for (const file of ['bin.js', 'snapshot.blob', 'snapshot.json', 'sbom.cdx.json', 'THIRD_PARTY_LICENSES']) assert.ok(dist.includes(file), `dist/${file} is in the image`);
+      assert.ok(dist.every((file) => !file.endsWith('.ts') && file !== 'node_modules'), dist.join(', '));
 
-      const [nodeBinary, script, ...rest] = entrypoint();
-      assert.equal(nodeBinary, '/nodejs/bin/node');
-      assert.ok(script !== undefined);
-      const cli = join(finalRoot, script);
-      assert.ok(existsSync(cli), `${script} is not in the runtime tree (is src/bin.ts written yet?)`);
-      const version = run(process.execPath, [...rest, cli, '--version'], {
+      // The ENTRYPOINT as the image runs it, /app being the runtime tree's: from the snapshot, with nothing said.
+      const [nodeBinary, ...words] = entrypoint().map((word) => (word.startsWith('/app/') ? join(finalRoot, word) : word));
+      assert.equal(nodeBinary, IMAGE_NODE);
+      const cli = words.at(-1) ?? '';
+      assert.ok(existsSync(cli), `${cli} is not in the runtime tree (is src/bin.ts written yet?)`);
+      const start = (args: readonly string[], entry: readonly string[] = words): ReturnType<typeof run> => run(process.execPath, [...entry, ...args], {
         cwd: join(finalRoot, 'app'),
-        env: { PATH: process.env.PATH ?? '', ...finalEnv },
+        env: { PATH: process.env.PATH ?? '', ...finalEnv, NODE_DEBUG_NATIVE: 'mksnapshot' },
         timeoutMs: 30_000,
       });
-      assert.equal(version.status, 0, version.stderr);
+      const version = start(['--version']);
+      assert.equal(version.status, 0, version.stderr.slice(-2_000));
       assert.equal(version.stdout.trim(), packageJson.version);
-      // `once` loads every runtime module (undici, chokidar, prom-client, pino) from the bundle
-      // alone, then fails cleanly on the missing token file: proof that nothing is missing without node_modules.
-      const once = run(process.execPath, [...rest, cli, 'once', '--token-file', join(finalRoot, 'no-token'), '--jwt-file', join(finalRoot, 'jwt'), '--api-url', 'http://127.0.0.1:9'], {
-        cwd: join(finalRoot, 'app'),
-        env: { PATH: process.env.PATH ?? '', ...finalEnv },
-        timeoutMs: 30_000,
-      });
-      assert.equal(once.status, 1, once.stderr);
-      assert.match(once.stdout, /no-token does not exist/);
+      assert.ok(version.stderr.includes('snapshot_deserialize_main'), 'started from the snapshot');
+      // `once` reaches every runtime module (undici, chokidar, prom-client, pino) without
+      // node_modules, then fails cleanly on the missing token file; started as `node /app/dist/bin.js`, the launcher
+      // finds the image's snapshot made by this node and restarts from it.
+      const onceArgs = ['once', '--token-file', join(finalRoot, 'no-token'), '--jwt-file', join(finalRoot, 'jwt'), '--api-url', 'http://127.0.0.1:9'];
+      for (const entry of [words, [cli]]) {
+        const once = start(onceArgs, entry);
+        assert.equal(once.status, 1, once.stderr.slice(-2_000));
+        assert.match(once.stdout, /no-token does not exist/);
+        assert.ok(once.stderr.includes('snapshot_deserialize_main'), `${entry.join(' ')}: started from the snapshot`);
+        assert.doesNotMatch(once.stderr, /startup snapshot not used/);
+      }
     },
   );
 });

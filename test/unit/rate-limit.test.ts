@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RateLimit } from '../../src/config/config.ts';
-import { arrivalMargin, budget, combinedBudget, globalLimit, merge, prune, type BudgetState, type ExchangeRecord } from '../../src/refresh/rate-limit.ts';
+import { arrivalMargin, budget, combinedBudget, globalLimit, merge, prune, settle, type BudgetState, type ExchangeRecord } from '../../src/refresh/rate-limit.ts';
 import { mulberry32 } from '../helpers/prng.ts';
 
 const T0 = 1_700_000_000_000;
@@ -162,6 +162,8 @@ void describe('merge', () => {
     { name: 'duplicates removed', a: [at(-10), at(-20)], b: [at(-20), at(-10), at(-5)], expected: [at(-20), at(-10), at(-5)] },
     { name: 'same time, different tokens: both kept', a: [at(-10)], b: [at(-10, OTHER)], expected: [at(-10), at(-10, OTHER)] },
     { name: 'one side empty', a: [], b: [at(-1), at(-2)], expected: [at(-2), at(-1)] },
+    { name: 'one id at two times (settled here, not yet on disk): one record, the later time', a: [withId(-10, 'a1')], b: [withId(-40, 'a1')], expected: [withId(-10, 'a1')] },
+    { name: 'two ids at one time (two processes in one millisecond): both kept', a: [withId(-10, 'a1')], b: [withId(-10, 'b2')], expected: [withId(-10, 'a1'), withId(-10, 'b2')] },
   ];
   for (const row of table) {
     void it(row.name, () => {
@@ -178,6 +180,25 @@ void describe('merge', () => {
   });
 });
 
+void describe('settle: an attempt counts from its answer on', () => {
+  void it('moves only the named attempt, and only later', () => {
+    const records = [withId(-5_000, 'a1'), withId(-4_000, 'b2')];
+    assert.deepEqual(settle(records, 'a1', T0 - 3_000), [withId(-3_000, 'a1'), withId(-4_000, 'b2')]);
+    assert.deepEqual(settle(records, 'a1', T0 - 6_000), records, 'never earlier than the reservation');
+    assert.deepEqual(settle(records, 'zz', T0), records);
+  });
+
+  void it('keeps the next attempt a whole window after the slow one was answered', () => {
+    // One a minute; the attempt sent 59 s ago was answered 3 s later (a slow upstream): the next waits for its answer.
+    const one = { max: 1, windowMs: 60_000 };
+    const records = settle([withId(-59_000, 'r0')], 'r0', T0 - 56_000);
+    assert.equal(budget(records, FP, one, T0).nextAllowedAtMs, T0 - 56_000 + 60_000 + MARGIN);
+  });
+});
+
+function withId(offsetMs: number, id: string): ExchangeRecord {
+  return { ...at(offsetMs), id };
+}
 
 /** The most records of `times` (sorted) inside any closed interval [s, s + windowMs]. */
 function busiestWindow(times: readonly number[], windowMs: number): number {
