@@ -49,7 +49,9 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], jwt: strin
  */
 export function clientResponseHeaders(upstream: IncomingHttpHeaders | Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
   const connection = upstream.connection;
-  const named = connection === undefined ? undefined : tokens(Array.isArray(connection) ? connection.join(',') : connection);
+  // `keep-alive` (the usual value) and `close` name no header.
+  const named = connection === undefined || connection === 'keep-alive' || connection === 'close' ? undefined
+    : tokens(Array.isArray(connection) ? connection.join(',') : connection);
   const headers: OutgoingHttpHeaders = {};
   for (const name in upstream) {
     const value = upstream[name];

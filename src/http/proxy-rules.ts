@@ -6,6 +6,8 @@ import { pathOf } from './reply.ts';
 /** Request bodies larger than this are refused with 413 (the token API's own routes take 64 KiB). */
 export const MAX_PROXY_BODY_BYTES = 1024 * 1024;
 
+const API_TOKEN_PREFIX = 'ek_live_';
+
 export type ProxyAccess = 'forward' | 'no-credential' | 'wrong-credential' | 'remote-peer' | 'off';
 
 export interface CredentialChecks {
@@ -30,7 +32,10 @@ export function decideProxyAccess(mode: ProxyMode, presented: string | undefined
   if (mode === 'off') return 'off';
   if (mode === 'inject') return peerIsLoopback ? 'forward' : 'remote-peer';
   if (presented === undefined) return 'no-credential';
-  return checks.isApiToken(presented) || checks.isIssuedJwt(presented) ? 'forward' : 'wrong-credential';
+  // Each check hashes what it is given: compare with the one kind the credential can be (an API token always
+  // starts `ek_live_`, a JWT never does).
+  const valid = presented.startsWith(API_TOKEN_PREFIX) ? checks.isApiToken(presented) : checks.isIssuedJwt(presented);
+  return valid ? 'forward' : 'wrong-credential';
 }
 
 const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;

@@ -34,6 +34,14 @@ void describe('decideProxyAccess(mode, presented, checks, peerIsLoopback)', () =
       assert.equal(decideProxyAccess(mode, presented, checks, loopback), expected);
     });
   }
+
+  void it('compares an ek_live_ credential as an API token only, anything else as a JWT only', () => {
+    const asked: string[] = [];
+    const spy = { isApiToken: (p: string) => { asked.push(`token:${p}`); return false; }, isIssuedJwt: (p: string) => { asked.push(`jwt:${p}`); return true; } };
+    assert.equal(decideProxyAccess('verify', 'ek_live_x', spy, true), 'wrong-credential');
+    assert.equal(decideProxyAccess('verify', 'eyJ.a.b', spy, true), 'forward');
+    assert.deepEqual(asked, ['token:ek_live_x', 'jwt:eyJ.a.b']);
+  });
 });
 
 void describe('isProxiedTarget', () => {
