@@ -93,8 +93,8 @@ describe('the vendor SDK through the API proxy', () => {
     try {
       const client = sdk(s.token, { kind: 'token', token: TOKEN, useTokenExchange: true }, false);
       assert.equal(await client.get('DATABASE_URL'), SECRETS.DATABASE_URL);
-      const first = await readFile(s.jwtFile, 'utf8');
-      assert.equal(client.heldToken, first, 'the SDK got the sidecar\'s JWT from the drop-in');
+      const first = client.heldToken ?? '';
+      assert.ok(api.issued().includes(first), 'the SDK got a JWT the sidecar obtained upstream, from the drop-in');
       // The sidecar refreshes (at 20-25 % of 12 s); the SDK keeps the JWT it has, still valid for several seconds.
       const second = await waitFor(async () => { const now = await served(s.token); return now !== first && now; }, 10_000, () => 'the sidecar\'s refresh');
       assert.equal(await client.get('STRIPE_KEY'), SECRETS.STRIPE_KEY);
@@ -169,6 +169,25 @@ describe('the vendor SDK through the API proxy', () => {
     } finally {
       await daemon.stop();
       await oidcApi.close();
+    }
+  });
+
+  test('chained to a broker: the read goes sidecar → broker → upstream, and the upstream sees the broker\'s one JWT', async () => {
+    const from = api.log.length;
+    const broker = await start('broker');
+    const tokenFile = await createSecretVolume(join(dir.path, 'chained-secret'), TOKEN);
+    const daemon = startDaemon(baseArgs({ apiUrl: `http://127.0.0.1:${String(broker.token)}`, tokenFile, jwtFile: join(dir.path, 'chained-jwt'), extra: ['--min-ttl', '1s'] }));
+    try {
+      const { token, metrics = 0 } = await daemon.ports();
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${String(metrics)}/readyz`)).status === 200, 10_000, () => 'the chained sidecar ready');
+      const client = sdk(token, { kind: 'token', token: TOKEN, useTokenExchange: true });
+      assert.equal(await client.get('DATABASE_URL'), SECRETS.DATABASE_URL);
+      const jwt = await served(broker.token);
+      assert.equal(client.heldToken, jwt, 'the chained sidecar hands out the broker\'s JWT');
+      assertReadsCarried(from, [jwt]);
+      assert.equal(api.log.slice(from).filter((entry) => entry.route === 'exchange').length, 1, 'one exchange upstream: the broker\'s');
+    } finally {
+      await Promise.all([daemon.stop(), broker.daemon.stop()]);
     }
   });
 
