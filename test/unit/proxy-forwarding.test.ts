@@ -44,7 +44,8 @@ async function handUpstream(): Promise<HandUpstream> {
 before(async () => {
   api = await startFakeApi({ acceptAnyToken: true });
   jwt = await exchangeAtFake(api.url);
-  h = await startProxyHarness({ apiUrl: api.url, timeoutMs: 400, timeouts: { headersTimeoutMs: 300, requestTimeoutMs: 300 } });
+  // --timeout 1 s, and the listener's request deadline far shorter: a streamed answer outlives both.
+  h = await startProxyHarness({ apiUrl: api.url, timeoutMs: 1_000, timeouts: { headersTimeoutMs: 300, requestTimeoutMs: 300 } });
   h.hold(jwt);
 });
 after(async () => {
@@ -105,7 +106,7 @@ void describe('on the way back', () => {
 
   void it('streams a body longer than both the listener\'s request deadline and --timeout, byte for byte', async () => {
     const bytes = 20 * 16 * 1024;
-    const answer = await call(h.port, { path: `/v1/stream?bytes=${String(bytes)}&chunkBytes=${String(16 * 1024)}&intervalMs=40`, headers: AUTHORIZED });
+    const answer = await call(h.port, { path: `/v1/stream?bytes=${String(bytes)}&chunkBytes=${String(16 * 1024)}&intervalMs=70`, headers: AUTHORIZED });
     assert.equal(answer.code, 200);
     assert.equal(answer.headers['content-type'], 'application/octet-stream');
     assert.ok(answer.body.equals(streamBytes(bytes)), 'every byte, in order');
