@@ -10,12 +10,14 @@ import { renderNotes, renderReadme, renderTable, type FailedSection, type SavedR
 import { coldStart } from './sections/cold-start.ts';
 import { fleet } from './sections/fleet.ts';
 import { idle } from './sections/idle.ts';
+import { proxy } from './sections/proxy.ts';
 import { startupCost } from './sections/startup-cost.ts';
 import { tokenEndpoint } from './sections/token-endpoint.ts';
 import { upstream } from './sections/upstream.ts';
 
 const RUNNERS: Record<SectionName, (profile: Profile) => Promise<SectionResult>> = {
   token: (profile) => tokenEndpoint(profile.token),
+  proxy: (profile) => proxy(profile.proxy),
   'cold-start': (profile) => coldStart(profile.coldStart),
   idle: (profile) => idle(profile.idle),
   upstream: (profile) => upstream(profile.upstream),

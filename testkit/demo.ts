@@ -1,10 +1,11 @@
 // `npm run demo`: the daemon against the embedded fake Enkryptify API, with the token in a kubelet-style secret
-// volume under .demo/, so the whole data path runs on one machine with nothing but Node.js and npm.
+// volume under .demo/ and one secret to read through the API proxy, so the whole data path runs on one machine with
+// nothing but Node.js and npm.
 // Flags: --rotate-every <seconds> rotates the API token the way the kubelet does; --exit-when-ready stops once the
 // first JWT is served (used by the test suite).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startFakeApi } from './fake-api/server.ts';
@@ -23,7 +24,14 @@ const demoDir = join(PROJECT_ROOT, '.demo');
 await rm(demoDir, { recursive: true, force: true });
 await mkdir(demoDir, { recursive: true });
 const newToken = (): string => `ek_live_demo_${randomBytes(16).toString('hex')}`;
-const api = await startFakeApi({ acceptAnyToken: true, lifetimeSec: Number(values.lifetime) });
+/** The secret the demo reads through the API proxy, where the vendor SDK would read it. */
+const DEMO_SECRET = { workspace: 'demo', project: 'shop', environment: 'development', name: 'DATABASE_URL', value: 'postgres://shop:demo-only@db.shop.internal:5432/shop' };
+const secretPath = `/v1/workspace/${DEMO_SECRET.workspace}/project/${DEMO_SECRET.project}/secret/${DEMO_SECRET.name}?environmentId=${DEMO_SECRET.environment}&resolve=true`;
+const api = await startFakeApi({
+  acceptAnyToken: true,
+  lifetimeSec: Number(values.lifetime),
+  secrets: { [DEMO_SECRET.workspace]: { [DEMO_SECRET.project]: { [DEMO_SECRET.environment]: { [DEMO_SECRET.name]: DEMO_SECRET.value } } } },
+});
 const secretDir = join(demoDir, 'secret');
 const tokenFile = await createSecretVolume(secretDir, newToken());
 const jwtFile = join(demoDir, 'jwt');
@@ -71,7 +79,7 @@ function onLogLine(line: string): void {
   void waitUntilReady(ports.metrics).then(async (ready) => {
     if (ports === undefined) return;
     if (values['exit-when-ready']) {
-      await shutdown(ready && (await verifyServed(ports.token)) ? 0 : 1);
+      await shutdown(ready && (await verifyServed(ports.token)) && (await verifyProxied(ports.token)) ? 0 : 1);
       return;
     }
     if (ready) printHowTo(ports);
@@ -97,8 +105,18 @@ async function verifyServed(port: number): Promise<boolean> {
   return response.status === 200 && (await response.text()).split('.').length === 3;
 }
 
+/** A secret read through the API proxy with the API token, as the SDK makes it without token exchange. */
+async function verifyProxied(port: number): Promise<boolean> {
+  const token = (await readFile(tokenFile, 'utf8')).trim();
+  const response = await fetch(`http://127.0.0.1:${String(port)}${secretPath}`, { headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' } });
+  if (response.status !== 200) return false;
+  const secret = (await response.json()) as { values?: { value?: string }[] };
+  return secret.values?.[0]?.value === DEMO_SECRET.value;
+}
+
 function printHowTo(p: { token: number; metrics: number }): void {
   const jwtPath = relative(process.cwd(), jwtFile) || jwtFile;
+  const tokenPath = relative(process.cwd(), tokenFile) || tokenFile;
   const bin = relative(process.cwd(), CLI);
   console.log(`
 ──────────────────────────────────────────────────────────────────────────────
@@ -109,6 +127,9 @@ function printHowTo(p: { token: number; metrics: number }): void {
    cat ${jwtPath}
    curl -s -H 'Ek-Sidecar-Request: true' http://127.0.0.1:${String(p.token)}/v1/token
    curl -s -H 'Ek-Sidecar-Request: true' -H 'Accept: application/json' http://127.0.0.1:${String(p.token)}/v1/token
+ Read a secret through the API proxy, as the Enkryptify SDK does with
+ ENKRYPTIFY_API_URL=http://127.0.0.1:${String(p.token)} (the upstream sees only the sidecar's JWT):
+   curl -s -H "Authorization: Bearer $(cat ${tokenPath})" 'http://127.0.0.1:${String(p.token)}${secretPath}'
  Check it without printing it:
    node_modules/.bin/node ${bin} check --jwt-file ${jwtPath}
  Health and metrics:

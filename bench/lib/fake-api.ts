@@ -22,6 +22,8 @@ export interface FakeApiProcessOptions {
   readonly windowMs?: number;
   /** Requests per client IP per window; default: high enough never to limit (every daemon here is 127.0.0.1). */
   readonly ipLimit?: number;
+  /** A JSON file of secrets to serve (the fake's --secrets). */
+  readonly secretsFile?: string;
 }
 
 export interface FakeApiProcess {
@@ -41,6 +43,7 @@ export async function startFakeApiProcess(options: FakeApiProcessOptions): Promi
     '--limit', String(options.limit ?? 1_000_000),
     '--window-ms', String(Math.round(options.windowMs ?? 60_000)),
     '--ip-limit', String(options.ipLimit ?? 1_000_000),
+    ...(options.secretsFile === undefined ? [] : ['--secrets', options.secretsFile]),
   ]);
   let out = '';
   let err = '';

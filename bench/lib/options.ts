@@ -3,12 +3,16 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { OUT_DIR } from './paths.ts';
 
-export const SECTIONS = ['token', 'cold-start', 'idle', 'upstream', 'fleet', 'startup-cost'] as const;
+export const SECTIONS = ['token', 'proxy', 'cold-start', 'idle', 'upstream', 'fleet', 'startup-cost'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 export type Mode = 'full' | 'quick' | 'smoke';
 
+/** Connection counts, alternated rounds per count and server, seconds per round, warm-up seconds per server. */
+export interface LoadProfile { readonly connections: readonly number[]; readonly rounds: number; readonly roundSec: number; readonly warmupSec: number }
+
 export interface Profile {
-  readonly token: { readonly connections: readonly number[]; readonly rounds: number; readonly roundSec: number; readonly warmupSec: number };
+  readonly token: LoadProfile;
+  readonly proxy: LoadProfile;
   readonly coldStart: { readonly runs: number };
   readonly idle: { readonly settleSec: number; readonly measureSec: number };
   /**
@@ -25,6 +29,7 @@ export interface Profile {
 const PROFILES: Record<Mode, Profile> = {
   full: {
     token: { connections: [1, 10, 50], rounds: 6, roundSec: 2.5, warmupSec: 2 },
+    proxy: { connections: [1, 10, 50], rounds: 6, roundSec: 2.5, warmupSec: 2 },
     coldStart: { runs: 10 },
     idle: { settleSec: 5, measureSec: 60 },
     upstream: { daemons: 10, lifetimeSec: 210, minTtlMs: 1_000, restarts: 10 },
@@ -33,6 +38,7 @@ const PROFILES: Record<Mode, Profile> = {
   },
   quick: {
     token: { connections: [1, 10, 50], rounds: 3, roundSec: 1.5, warmupSec: 0.5 },
+    proxy: { connections: [1, 10, 50], rounds: 3, roundSec: 1.5, warmupSec: 0.5 },
     coldStart: { runs: 5 },
     idle: { settleSec: 2, measureSec: 10 },
     upstream: { daemons: 5, lifetimeSec: 20, minTtlMs: 1_000, restarts: 5 },
@@ -41,6 +47,7 @@ const PROFILES: Record<Mode, Profile> = {
   },
   smoke: {
     token: { connections: [50], rounds: 1, roundSec: 0.5, warmupSec: 0.3 },
+    proxy: { connections: [50], rounds: 1, roundSec: 0.5, warmupSec: 0.3 },
     coldStart: { runs: 1 },
     idle: { settleSec: 0.5, measureSec: 1 },
     upstream: { daemons: 2, lifetimeSec: 2, minTtlMs: 100, restarts: 1 },

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
 import type { Config } from '../config/config.ts';
 import { readBootId, systemClock, systemTimers, type Clock } from '../core/clock.ts';
 import { diskFiles, lockPathFor } from '../disk/file-access.ts';
@@ -11,6 +12,7 @@ import { createMetrics, type Metrics } from '../observe/metrics.ts';
 import type { Refresher, RefresherEvents } from '../refresh/refresher.ts';
 import { restorableFrom } from '../refresh/reuse.ts';
 import { ServedJwt } from '../refresh/served-jwt.ts';
+import { createUpstreamDispatcher } from '../upstream/dispatcher.ts';
 import { createExchangeClient, type ExchangeClient } from '../upstream/exchange-client.ts';
 import { createRefresherWithSink } from './refresh-wiring.ts';
 
@@ -19,6 +21,8 @@ export interface Core {
   readonly served: ServedJwt;
   readonly metrics: Metrics;
   readonly client: ExchangeClient;
+  /** The upstream connection pool behind the client (and the API proxy); destroy it last. */
+  readonly upstream: Dispatcher;
   readonly refresher: Refresher;
   readonly sink: JwtSink;
   readonly clock: Clock;
@@ -43,7 +47,8 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
   const clock = systemClock;
   const served = new ServedJwt(config.minTtlMs, clock);
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics && config.metricsRuntime, authMode: config.auth });
-  const client = createExchangeClient({ apiUrl: config.apiUrl, timeoutMs: config.timeoutMs, caPem: config.caPem });
+  const upstream = createUpstreamDispatcher({ timeoutMs: config.timeoutMs, caPem: config.caPem });
+  const client = createExchangeClient({ apiUrl: config.apiUrl, timeoutMs: config.timeoutMs, dispatcher: upstream });
   const store = new StateStore({ path: statePath, files: diskFiles, clock, bootId: readBootId(), limit: config.rateLimit, metrics });
   const { refresher, sink } = createRefresherWithSink({
     config, client, store, files: diskFiles, served, metrics, clock, random: Math.random, timers: systemTimers, log, signal: options.signal,
@@ -53,5 +58,5 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
   if (disk.problem !== undefined) log.warn(disk.problem);
   const stored = await readJwtFile(config.jwtFile).catch(() => undefined);
   refresher.restore(disk.records, restorableFrom({ stored, entry: disk.entry }, config.minTtlMs, clock));
-  return { served, metrics, client, refresher, sink, clock };
+  return { served, metrics, client, upstream, refresher, sink, clock };
 }

@@ -49,7 +49,7 @@ export async function runOnce(config: Config, log: Logger): Promise<number> {
   clearTimeout(timer);
   shutdown.abort();
   await Promise.allSettled([core.refresher.settled(), core.sink.close(), source.close()]);
-  await core.client.close().catch(() => undefined);
+  await core.upstream.destroy().catch(() => undefined);
   if (code === 0) log.info({ jwtFile: config.jwtFile }, 'JWT written');
   return code;
 }

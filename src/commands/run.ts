@@ -8,6 +8,7 @@ import { startCredentialSource, type CredentialSource } from '../credentials/cre
 import { removeFile } from '../disk/jwt-file.ts';
 import { createHookRunner, hookTimingFromEnv } from '../hooks/on-refresh.ts';
 import { startOpsServer } from '../http/ops-api.ts';
+import { createApiProxy } from '../http/proxy.ts';
 import type { RunningServer } from '../http/server.ts';
 import { startTokenServer } from '../http/token-api.ts';
 import { startCore } from './core.ts';
@@ -47,6 +48,18 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
     events: { onInstalled: () => { firstOutcome(); hook?.run(); }, onFailure: () => { firstOutcome(); } },
   });
   const { served, metrics, refresher, sink, clock } = core;
+  const isApiToken = (presented: string): boolean => started.source?.isApiToken(presented) ?? false;
+  const proxy = config.proxy === 'off' ? undefined : createApiProxy({
+    mode: config.proxy,
+    apiUrl: config.apiUrl,
+    dispatcher: core.upstream,
+    timeoutMs: config.timeoutMs,
+    served,
+    isApiToken,
+    metrics,
+    onUpstreamUnauthorized: () => { refresher.onUpstreamUnauthorized(); },
+    log,
+  });
 
   const source = await startCredentialSource({
     config,
@@ -68,9 +81,10 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
     listen: config.listen,
     served,
     credentials: {
-      isApiToken: (presented) => started.source?.isApiToken(presented) ?? false,
+      isApiToken,
       ...(config.auth === 'oidc' ? { isProjectedToken: (token: string, workspace: string) => started.source?.isProjectedToken(token, workspace) ?? false } : {}),
     },
+    proxy,
     allowedHosts: config.allowedHosts,
     ...(config.tls === undefined ? {} : { tls: config.tls }),
     metrics,
@@ -96,7 +110,7 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
   // A hung socket or watcher must not hold the pod's termination: exit 0 regardless after the deadline.
   setTimeout(() => process.exit(0), SHUTDOWN_DEADLINE_MS).unref();
   await Promise.allSettled([refresher.settled(), sink.close(), ...servers.map((server) => server.close()), source.close(), hook?.close()]);
-  await core.client.close().catch(() => undefined);
+  await core.upstream.destroy().catch(() => undefined);
   if (config.deleteOnExit) {
     await removeFile(config.jwtFile).catch((error: unknown) => { log.warn(`could not delete ${config.jwtFile}: ${describeError(error)}`); });
   }

@@ -181,7 +181,10 @@ class Connection {
       else if (this.#response.writableEnded) this.raw.destroy();
     }, limits.headersTimeoutMs).unref();
     this.#whole = setTimeout(() => {
-      if (this.#response === undefined || !this.#response.writableEnded) this.#expire();
+      // The deadline is the request's: an answer still streaming (the API proxy's) to a request that arrived
+      // whole is left alone; the token API's own answers are complete as soon as their request is.
+      const response = this.#response;
+      if (response === undefined || (!response.writableEnded && !response.req.complete)) this.#expire();
     }, limits.requestTimeoutMs).unref();
   }
 

@@ -90,3 +90,12 @@ export function isLoopbackPeer(address: string | undefined): boolean {
   const family = isIP(address);
   return family !== 0 && loopbackList().check(address, family === 6 ? 'ipv6' : 'ipv4');
 }
+
+/** The credential of `Authorization: Bearer <token>` (scheme case-insensitive), or undefined. */
+export function bearerOf(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined;
+  const space = authorization.indexOf(' ');
+  if (space < 0 || authorization.slice(0, space).toLowerCase() !== 'bearer') return undefined;
+  const credential = authorization.slice(space + 1).trim();
+  return credential === '' ? undefined : credential;
+}

@@ -120,7 +120,7 @@ export function startServer(server: HttpServer, listen: Bind, name: string, log?
 }
 
 /** A warning for something that can happen thousands of times a second: the first at once, then one a minute. */
-function throttledWarning(log: Logger | undefined, message: string): (error?: unknown) => void {
+export function throttledWarning(log: Logger | undefined, message: string): (error?: unknown) => void {
   let lastMs = -Infinity;
   let since = 0;
   return (error?: unknown) => {

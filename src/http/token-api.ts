@@ -21,7 +21,9 @@ import {
   send,
   type Reply,
 } from './reply.ts';
-import { headerRefusal, hostGuard, isLoopbackPeer } from './guards.ts';
+import { bearerOf, headerRefusal, hostGuard, isLoopbackPeer } from './guards.ts';
+import type { ApiProxy } from './proxy.ts';
+import { isProxiedTarget } from './proxy-rules.ts';
 import { loadInitialPair, TlsReloader, type TlsFiles } from './tls.ts';
 import { jwtDocument, secondsLeft } from '../disk/jwt-format.ts';
 import type { Metrics } from '../observe/metrics.ts';
@@ -47,12 +49,16 @@ export interface TokenServerOptions {
    * `rereadIntervalMs` too, 30 s when absent). A missing or bad pair at start rejects with a ConfigError.
    */
   readonly tls?: (TlsFiles & { readonly rereadIntervalMs?: number }) | undefined;
+  /** The API proxy (proxy.ts) for every other `/v1/…` request; absent with `--proxy off` (they get 404). */
+  readonly proxy?: ApiProxy | undefined;
 }
 
 const NAME = 'token API';
 
 const ROUTES = ['/v1/token', '/v1/auth/exchange', '/v1/auth/oidc/exchange'] as const;
-type Route = (typeof ROUTES)[number] | 'other';
+/** A route of the token API itself, 'proxy' for the API proxy's requests, else 'other'. */
+type Route = (typeof ROUTES)[number] | 'proxy' | 'other';
+type OwnRoute = Exclude<Route, 'proxy'>;
 
 /** The header every `GET /v1/token` must carry; a forged request (SSRF) usually cannot set headers. */
 export const REQUEST_HEADER = 'ek-sidecar-request';
@@ -117,13 +123,13 @@ function tokenHandler(options: TokenServerOptions): (req: IncomingMessage, res: 
   const { metrics, log } = options;
   const hostAllowed = hostGuard(options.allowedHosts ?? []);
 
-  const respond = (res: ServerResponse, route: Route, reply: Reply): void => {
+  const respond = (res: ServerResponse, route: OwnRoute, reply: Reply): void => {
     metrics.tokenRequests.inc({ path: route, code: String(reply.code) });
     // Every answer of this listener holds or concerns a credential: nothing may cache it.
     res.setHeader('Cache-Control', 'no-store');
     send(res, reply);
   };
-  const answer = (req: IncomingMessage, res: ServerResponse, route: Route, body: Buffer): void => {
+  const answer = (req: IncomingMessage, res: ServerResponse, route: OwnRoute, body: Buffer): void => {
     let reply: Reply;
     try {
       reply = decide(options, req, route, body);
@@ -134,10 +140,15 @@ function tokenHandler(options: TokenServerOptions): (req: IncomingMessage, res: 
     respond(res, route, reply);
   };
 
+  const { proxy } = options;
   return (req, res) => {
-    const route = routeOf(req.url);
+    const route = routeOf(req.url, proxy !== undefined);
     const refusal = guardRefusal(req, route, hostAllowed);
-    if (refusal !== undefined) {
+    if (route === 'proxy') {
+      // Counted by the proxy alone, whatever the answer: one series per request.
+      if (refusal !== undefined) proxy?.refuse(req, res, refusal);
+      else proxy?.handle(req, res);
+    } else if (refusal !== undefined) {
       respond(res, route, refusal);
     } else if (!hasBody(req)) {
       answer(req, res, route, Buffer.alloc(0));
@@ -153,7 +164,7 @@ function tokenHandler(options: TokenServerOptions): (req: IncomingMessage, res: 
   };
 }
 
-function decide(deps: Deps, req: IncomingMessage, route: Route, body: Buffer): Reply {
+function decide(deps: Deps, req: IncomingMessage, route: OwnRoute, body: Buffer): Reply {
   const method = req.method;
   if (route === '/v1/token') {
     // HEAD is GET without a body (node:http drops it), so a client can check for a token cheaply.
@@ -218,9 +229,11 @@ function unavailable(served: ServedJwt): Reply {
   return errorReply(503, UNAVAILABLE, { 'Retry-After': String(served.retryAfterSeconds()) });
 }
 
-function routeOf(url: string | undefined): Route {
+function routeOf(url: string | undefined, proxying: boolean): Route {
   const path = pathOf(url);
-  return ROUTES.find((route) => route === path) ?? 'other';
+  const own = ROUTES.find((route) => route === path);
+  if (own !== undefined) return own;
+  return proxying && isProxiedTarget(url) ? 'proxy' : 'other';
 }
 
 /**
@@ -245,13 +258,4 @@ export function wantsJson(accept: string | undefined): boolean {
     if (q === undefined || Number(q.slice(2)) > 0) return true;
   }
   return false;
-}
-
-/** The credential of `Authorization: Bearer <token>` (scheme case-insensitive), or undefined. */
-function bearerOf(authorization: string | undefined): string | undefined {
-  if (authorization === undefined) return undefined;
-  const space = authorization.indexOf(' ');
-  if (space < 0 || authorization.slice(0, space).toLowerCase() !== 'bearer') return undefined;
-  const credential = authorization.slice(space + 1).trim();
-  return credential === '' ? undefined : credential;
 }

@@ -1,5 +1,4 @@
-import { rootCertificates } from 'node:tls';
-import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { describeError, ExchangeError } from '../core/errors.ts';
 import type { ExchangeRequest } from '../credentials/credential.ts';
 import { VERSION } from '../core/version.ts';
@@ -12,14 +11,13 @@ export interface ExchangeClientOptions {
   readonly apiUrl: string;
   /** Deadline of the whole request: connect, headers and body. */
   readonly timeoutMs: number;
-  /** Extra PEM CA bundle, trusted in addition to the system roots. */
-  readonly caPem?: string | undefined;
+  /** The upstream connection pool (dispatcher.ts), owned by the caller and shared with the API proxy. */
+  readonly dispatcher: Dispatcher;
 }
 
 export interface ExchangeClient {
   /** Send one exchange request. Throws ExchangeError('network_error' | 'invalid_response') when no response is usable. */
   send(request: ExchangeRequest, signal: AbortSignal): Promise<RawResponse>;
-  close(): Promise<void>;
 }
 
 /**
@@ -27,16 +25,7 @@ export interface ExchangeClient {
  * rate-limit budget, which lives in the refresher, and a 3xx is an invalid answer.
  */
 export function createExchangeClient(options: ExchangeClientOptions): ExchangeClient {
-  // `ca` replaces Node's roots; the SPEC's --ca-file adds to them.
-  const ca = options.caPem === undefined ? undefined : [...rootCertificates, options.caPem];
-  const tls = ca === undefined ? {} : { ca };
-  // EnvHttpProxyAgent honours HTTP(S)_PROXY and NO_PROXY (either case); with none set it is a plain Agent.
-  const dispatcher: Dispatcher = new EnvHttpProxyAgent({
-    connect: { timeout: options.timeoutMs, ...tls },
-    requestTls: tls,
-    headersTimeout: options.timeoutMs,
-    bodyTimeout: options.timeoutMs,
-  });
+  const { dispatcher } = options;
   return {
     async send(exchange, signal) {
       const url = `${options.apiUrl}${exchange.path}`;
@@ -56,9 +45,6 @@ export function createExchangeClient(options: ExchangeClientOptions): ExchangeCl
         const why = deadline.aborted ? `timed out after ${options.timeoutMs} ms` : signal.aborted ? 'aborted by shutdown' : describeError(error);
         throw new ExchangeError('network_error', `POST ${url} failed: ${why}`, { cause: error });
       }
-    },
-    async close() {
-      await dispatcher.destroy();
     },
   };
 }

@@ -249,8 +249,12 @@ describe('token API: formats, guards, routes', () => {
   });
 
   test('unknown paths 404, wrong methods 405 with Allow, all {message}', async () => {
-    for (const path of ['/', '/v1', '/v1/token/extra', '/metrics', '/healthz', '/v1/auth']) {
+    for (const path of ['/', '/v1', '/v2/token', '/metrics', '/healthz', '/v1/../v1/token']) {
       assertMessage(await call(port, { path, headers: MARKER }), 404, `GET ${path}`);
+    }
+    // Any other path under /v1/ is the API proxy's: without a credential it answers 401 and forwards nothing.
+    for (const path of ['/v1/token/extra', '/v1/auth']) {
+      assertMessage(await call(port, { path, headers: MARKER }), 401, `GET ${path}`);
     }
     for (const [method, path] of [['POST', '/v1/token'], ['DELETE', '/v1/token'], ['PUT', '/v1/token'], ['GET', '/v1/auth/exchange'], ['DELETE', '/v1/auth/exchange']] as const) {
       const answer = await call(port, { method, path, headers: { ...MARKER, authorization: `Bearer ${MAIN}` } });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT } from '../helpers/daemon.ts';
 
-test('npm run demo starts the daemon against the fake API and serves a JWT', async () => {
+test('npm run demo starts the daemon against the fake API, serves a JWT and reads a secret through the API proxy', async () => {
   const child = spawn(process.execPath, [join(PROJECT_ROOT, 'testkit', 'demo.ts'), '--exit-when-ready'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk; });

@@ -158,6 +158,14 @@ void describe('deadlines', () => {
     await waitFor(() => client.closed, 2_000, () => 'the slow client closed');
     assert.match(client.received, /^HTTP\/1\.1 408 /);
   });
+
+  void it('answers 408 to a body still arriving at the request deadline', async () => {
+    const h = await harness(100, { headersTimeoutMs: 100, requestTimeoutMs: 200 });
+    // /hold answers nothing by itself; the body never completes.
+    const client = openNow(h, 'POST /hold HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nab');
+    await waitFor(() => client.closed, 2_000, () => 'the slow upload closed');
+    assert.match(client.received, /^HTTP\/1\.1 408 /);
+  });
 });
 
 /** Stands in for the sockets node:net accepts, for the table's policy alone. */

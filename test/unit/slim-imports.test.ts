@@ -55,6 +55,7 @@ void describe('slim/undici.ts', () => {
       assert.ok(name in slimUndici, `src/ imports ${name} from undici: add it to deploy/build/slim/undici.ts`);
     }
     assert.equal(slimUndici.EnvHttpProxyAgent, undici.EnvHttpProxyAgent);
+    assert.equal(slimUndici.Agent, undici.Agent);
     assert.equal(slimUndici.Dispatcher, undici.Dispatcher);
   });
 

@@ -4,6 +4,10 @@ declare module 'undici/lib/dispatcher/dispatcher.js' {
   const Dispatcher: typeof import('undici').Dispatcher;
   export = Dispatcher;
 }
+declare module 'undici/lib/dispatcher/agent.js' {
+  const Agent: typeof import('undici').Agent;
+  export = Agent;
+}
 declare module 'undici/lib/dispatcher/env-http-proxy-agent.js' {
   const EnvHttpProxyAgent: typeof import('undici').EnvHttpProxyAgent;
   export = EnvHttpProxyAgent;

@@ -1,12 +1,13 @@
 // What the bundles get for `import … from 'undici'` (deploy/build/build.ts aliases it): the parts src/ uses, loaded
 // from undici's own files, instead of its index, which also loads fetch, WebSocket, EventSource, the cache, the
 // mocks and the SQLite cache store (+38 ms and +18.7 MiB at start in a bundle, measured before this file existed).
-// src/ imports request, Dispatcher and EnvHttpProxyAgent; a name missing here fails the build (esbuild checks every
+// src/ imports request, Dispatcher, Agent and EnvHttpProxyAgent (the API proxy uses Dispatcher#stream); a name missing here fails the build (esbuild checks every
 // named import). undici is pinned to an exact version in package.json, and test/packaging/slim-imports.test.ts fails
 // when makeDispatcher below no longer matches the one in undici's index.js.
 import api from 'undici/lib/api/index.js';
 import { InvalidArgumentError } from 'undici/lib/core/errors.js';
 import { parseOrigin, parseURL } from 'undici/lib/core/util.js';
+import Agent from 'undici/lib/dispatcher/agent.js';
 import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
 import EnvHttpProxyAgent from 'undici/lib/dispatcher/env-http-proxy-agent.js';
 import { getGlobalDispatcher } from 'undici/lib/global.js';
@@ -76,4 +77,4 @@ function makeDispatcher(fn: Handler) {
 }
 
 export const request = makeDispatcher(api.request);
-export { Dispatcher, EnvHttpProxyAgent };
+export { Agent, Dispatcher, EnvHttpProxyAgent };
