@@ -24,12 +24,13 @@ const API_TOKEN_NOTE = 'For local development only, EK_API_TOKEN may hold the AP
 
 /**
  * Parse argv into the command and the flags it was given; undefined when --help or --version was printed. Each
- * command offers only the options it reads (`check --help` shows two). `run` is yargs' default command: a named
- * command makes yargs render and cache its help on every start, so a leading `run` is dropped before yargs sees
- * it (`ek-sidecar run --help` is then the default command's help).
+ * command offers only the options it reads (`check --help` shows two). yargs renders and caches a named command's
+ * help on every run of it (100–250 ms of text layout at each start of `once`, and of every `check` probe), so the
+ * command word is taken off before yargs sees it and the default command stands for it; only when help or the
+ * version is asked for does yargs see `once` or `check` (`ek-sidecar run --help` is the default command's help).
  */
 export async function parseCommandLine(argv: readonly string[]): Promise<Invocation | undefined> {
-  const args = withoutRunCommand(argv);
+  const { command: given, args } = takeCommandWord(argv);
   rejectBadBooleanValues(args);
   let chosen: Invocation | undefined;
   const handler = (command: Command) => (parsed: Record<string, unknown>): void => { chosen = { command, flags: pickFlags(command, parsed) }; };
@@ -46,22 +47,31 @@ export async function parseCommandLine(argv: readonly string[]): Promise<Invocat
       throw error ?? new UsageError(message ?? 'invalid usage');
     })
     .usage(`$0 [run|once|check] [options]\n\n${ABOUT}`)
-    .command('$0', SUMMARY.run, (y) => withOptions(y, 'run'), handler('run'))
+    .command('$0', SUMMARY.run, (y) => withOptions(y, given), handler(given))
     .command('once', SUMMARY.once, (y) => withOptions(y, 'once').usage(`$0 once [options]\n\n${SUMMARY.once}`), handler('once'))
     .command('check', SUMMARY.check, (y) => withOptions(y, 'check').usage(`$0 check [options]\n\n${SUMMARY.check}`), handler('check'));
   await parser.parseAsync();
   return chosen;
 }
 
-/** argv without the `run` command word, wherever it stands as the first word that is not a flag or a flag's value. */
-function withoutRunCommand(argv: readonly string[]): string[] {
+/** The flags that make yargs print instead of run: a named command must then stay, for its own help. */
+const PRINTING = new Set(['--help', '-h', '--version']);
+
+/**
+ * The command named by the first word that is not a flag or a flag's value, and argv without that word (`run`
+ * always; `once` and `check` unless help or the version is asked for). A second command word is a usage error.
+ */
+function takeCommandWord(argv: readonly string[]): { command: Command; args: string[] } {
   const takesValue = new Set(Object.entries(OPTIONS).filter(([, spec]) => spec.kind !== 'boolean').map(([name]) => `--${name}`));
-  const first = argv.findIndex((arg, i) => !arg.startsWith('-') && !takesValue.has(argv[i - 1] ?? ''));
-  if (first < 0 || argv[first] !== 'run') return [...argv];
+  const isWord = (list: readonly string[]) => (arg: string, i: number): boolean => !arg.startsWith('-') && !takesValue.has(list[i - 1] ?? '');
+  const first = argv.findIndex(isWord(argv));
+  const word = COMMANDS.find((name) => name === argv[first]);
+  if (word === undefined) return { command: 'run', args: [...argv] };
+  if (word !== 'run' && argv.some((arg) => PRINTING.has(arg))) return { command: 'run', args: [...argv] };
   const rest = [...argv.slice(0, first), ...argv.slice(first + 1)];
-  const next = rest.slice(first).find((arg, i) => !arg.startsWith('-') && !takesValue.has(rest[first + i - 1] ?? ''));
+  const next = rest.slice(first).find((arg, i) => isWord(rest)(arg, first + i));
   if (next !== undefined && (COMMANDS as readonly string[]).includes(next)) throw new UsageError(`Unknown argument: ${next}`);
-  return rest;
+  return { command: word, args: rest };
 }
 
 /**
