@@ -15,9 +15,16 @@ const MIN_DELAY_MS = 100;
  */
 export const FRESH_AUTH_RETRIES = 5;
 export const FRESH_AUTH_RETRY_BASE_MS = 5_000;
-/** After an answer with no newer JWT (a broker that has not refreshed yet): never ask again sooner than this. */
+/**
+ * After an answer with no newer JWT (a broker that has not refreshed yet): never ask again sooner than 5 s, backing
+ * off to 60 s, with the default --min-ttl of 60 s. They follow --min-ttl (a twelfth of it, and all of it; at least
+ * 50 ms and 500 ms), since it sets the time scale of the end of a JWT's life: the rule then holds at any time scale
+ * (the bench divides time by 100).
+ */
 export const REASK_FLOOR_MS = 5_000;
 export const REASK_CAP_MS = 60_000;
+const REASK_MIN_FLOOR_MS = 50;
+const REASK_MIN_CAP_MS = 500;
 
 /**
  * When to refresh a JWT issued at `issuedAtMs` that expires at `expiresAtMs`:
@@ -128,16 +135,18 @@ export interface ReaskInput {
  *  2. past it: the broker has not refreshed on time (an upstream outage, a restart): 5 s doubling to 60 s, jittered
  *     in [½, 1], since asking sooner cannot make it refresh sooner. When the broker's JWT falls under its own
  *     --min-ttl it answers 503 with Retry-After, and the usual backoff takes over;
- *  3. never sooner than REASK_FLOOR_MS after the answer.
+ *  3. never sooner than the floor (5 s with --min-ttl 60s) after the answer.
  */
 export function reaskAt(input: ReaskInput, window: readonly [number, number], minTtlMs: number, random: Random): number {
   const { nowMs, expiresAtMs, latestSafeAtMs, repeats } = input;
-  const floor = nowMs + REASK_FLOOR_MS;
+  const floorMs = Math.max(REASK_MIN_FLOOR_MS, Math.min(REASK_FLOOR_MS, Math.round(minTtlMs / 12)));
+  const capMs = Math.max(REASK_MIN_CAP_MS, Math.min(REASK_CAP_MS, minTtlMs));
+  const floor = nowMs + floorMs;
   if (latestSafeAtMs > floor) {
     const point = refreshPoint({ issuedAtMs: nowMs, expiresAtMs }, window, minTtlMs, random);
     return Math.max(floor, Math.min(point, latestSafeAtMs));
   }
-  const ceiling = Math.min(REASK_CAP_MS, REASK_FLOOR_MS * 2 ** Math.max(0, repeats - 1));
+  const ceiling = Math.min(capMs, floorMs * 2 ** Math.max(0, repeats - 1));
   return Math.max(floor, Math.round(nowMs + ceiling * (0.5 + 0.5 * random())));
 }
 

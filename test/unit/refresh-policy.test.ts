@@ -203,6 +203,14 @@ void describe('reaskAt (after an answer with no newer JWT)', () => {
     });
   }
 
+  void it('the floor and the cap follow --min-ttl: a twelfth of it and all of it, within [50 ms, 5 s] and [500 ms, 60 s]', () => {
+    const past = (minTtlMs: number, repeats: number): number => reaskAt({ nowMs: now, expiresAtMs: now + minTtlMs + 1_000, latestSafeAtMs: now - 1, repeats }, WINDOW, minTtlMs, fixed(1)) - now;
+    assert.deepEqual([past(600, 1), past(600, 2), past(600, 20)], [50, 100, 600], 'the bench\'s --min-ttl 600ms');
+    assert.deepEqual([past(12_000, 1), past(12_000, 20)], [1_000, 12_000]);
+    assert.deepEqual([past(0, 1), past(0, 20)], [50, 500], '--min-ttl 0');
+    assert.deepEqual([past(600_000, 1), past(600_000, 20)], [5_000, 60_000], 'a long --min-ttl keeps 5 s and 60 s');
+  });
+
   void it('never sooner than the floor, never later than a minute past the latest safe point (sweep)', () => {
     for (let expiresIn = 61_000; expiresIn <= 900_000; expiresIn += 7_919) {
       const latestSafeIn = expiresIn - MIN - Math.min(30_000, (expiresIn - MIN) / 4);
