@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { OUT_DIR } from './paths.ts';
 
-export const SECTIONS = ['token', 'cold-start', 'idle', 'upstream', 'fleet', 'startup-cost'] as const;
+export const SECTIONS = ['token', 'cold-start', 'idle', 'upstream', 'fleet', 'fleet-broker', 'startup-cost'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 export type Mode = 'full' | 'quick' | 'smoke';
 
@@ -15,6 +15,8 @@ export interface Profile {
   readonly upstream: { readonly lifetimeSec: number; readonly lifetimes: number; readonly restarts: number };
   /** Fleet sizes; time is divided by `scale` (900 s / 60 s → 9 s / 0.6 s at 100); lifetimes of steady state watched (largest N only). */
   readonly fleet: { readonly sizes: readonly number[]; readonly scale: number; readonly steadyLifetimes: number };
+  /** The same fleet chained through broker replicas (same sizes and scale); modelled drop-in clients; lifetimes watched. */
+  readonly fleetBroker: { readonly replicas: number; readonly clients: number; readonly steadyLifetimes: number };
   /** Runs per import measurement; whether to measure each library, alone and on top of the others (leave-one-out). */
   readonly startupCost: { readonly runs: number; readonly perLibrary: boolean };
 }
@@ -26,6 +28,7 @@ const PROFILES: Record<Mode, Profile> = {
     idle: { settleSec: 5, measureSec: 60 },
     upstream: { lifetimeSec: 4, lifetimes: 10, restarts: 10 },
     fleet: { sizes: [10, 50, 100], scale: 100, steadyLifetimes: 1 },
+    fleetBroker: { replicas: 2, clients: 1_000, steadyLifetimes: 5 },
     startupCost: { runs: 3, perLibrary: true },
   },
   quick: {
@@ -34,6 +37,7 @@ const PROFILES: Record<Mode, Profile> = {
     idle: { settleSec: 2, measureSec: 10 },
     upstream: { lifetimeSec: 2, lifetimes: 5, restarts: 5 },
     fleet: { sizes: [10, 50], scale: 100, steadyLifetimes: 1 },
+    fleetBroker: { replicas: 2, clients: 1_000, steadyLifetimes: 2 },
     startupCost: { runs: 3, perLibrary: true },
   },
   smoke: {
@@ -42,6 +46,7 @@ const PROFILES: Record<Mode, Profile> = {
     idle: { settleSec: 0.5, measureSec: 1 },
     upstream: { lifetimeSec: 1, lifetimes: 2, restarts: 1 },
     fleet: { sizes: [3], scale: 100, steadyLifetimes: 0 },
+    fleetBroker: { replicas: 2, clients: 100, steadyLifetimes: 1 },
     startupCost: { runs: 1, perLibrary: false },
   },
 };

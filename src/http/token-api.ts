@@ -175,12 +175,14 @@ function tokenReply({ served, clock }: Deps, req: IncomingMessage): Reply {
 }
 
 function exchangeReply({ served, credentials, clock }: Deps, req: IncomingMessage): Reply {
+  // 503 before the credential check: until this sidecar holds a JWT it may not have read its own API token yet (a
+  // broker just restarted), and a 401 then would send a chained sidecar to its slow authentication retry.
+  const held = served.servable();
+  if (held === undefined) return unavailable(served);
   const presented = bearerOf(req.headers.authorization);
   if (presented === undefined) return REPLY.noBearer;
   if (!credentials.isApiToken(presented)) return REPLY.wrongBearer;
   const nowMs = clock.now();
-  const held = served.servable();
-  if (held === undefined) return unavailable(served);
   // The upstream's 200 shape and field order, so an SDK pointed here cannot tell the difference.
   const body = { accessToken: held.jwt, expiresIn: secondsLeft(held, nowMs), tokenType: held.tokenType };
   return { code: 200, type: JSON_TYPE, body: JSON.stringify(body), headers: undefined };

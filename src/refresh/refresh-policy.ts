@@ -104,13 +104,15 @@ export interface JwtExpiry {
 }
 
 /**
- * Whether an exchange's answer is news: there is no JWT held for the credential, or the answer expires later than
- * the one held. The real upstream issues a new JWT on every exchange; a chained upstream (a broker) answers with
- * the JWT it holds: the same one again until it has refreshed, or an older one from another replica. An answer
- * that is not news changes nothing: the JWT held is kept, not rewritten, and no hook runs.
+ * Whether an exchange's answer is news: there is no JWT held for the credential, or the answer is another JWT that
+ * expires later than the one held. The real upstream issues a new JWT on every exchange; a chained upstream (a
+ * broker) answers with the JWT it holds: the same one again until it has refreshed (its `expiresIn` in whole
+ * seconds may then put the expiry a fraction of a second later than last time: still the same JWT), or an older
+ * one from another replica. An answer that is not news changes nothing: the JWT held is kept, not rewritten, and
+ * no hook runs.
  */
 export function isNewerJwt(answered: JwtExpiry, held: JwtExpiry | undefined): boolean {
-  return held === undefined || answered.expiresAtMs > held.expiresAtMs;
+  return held === undefined || (answered.jwt !== held.jwt && answered.expiresAtMs > held.expiresAtMs);
 }
 
 /** What the re-ask rule knows after an answer that was not news. All times on one clock (the monotonic one). */

@@ -173,6 +173,7 @@ void describe('isNewerJwt', () => {
     { name: 'nothing held: anything is news', answered: held, held: undefined, expected: true },
     { name: 'the same JWT again (a broker that has not refreshed)', answered: held, held, expected: false },
     { name: 'the same JWT with expiresIn rounded down', answered: { jwt: 'a.b.c', expiresAtMs: T0 + 899_400 }, held, expected: false },
+    { name: 'the same JWT with expiresIn rounded down less than last time', answered: { jwt: 'a.b.c', expiresAtMs: T0 + 900_600 }, held, expected: false },
     { name: 'another JWT expiring earlier (another broker replica)', answered: { jwt: 'x.y.z', expiresAtMs: T0 + 800_000 }, held, expected: false },
     { name: 'another JWT expiring at the same time', answered: { jwt: 'x.y.z', expiresAtMs: T0 + 900_000 }, held, expected: false },
     { name: 'a JWT expiring later (the upstream, or a refreshed broker)', answered: { jwt: 'x.y.z', expiresAtMs: T0 + 900_001 }, held, expected: true },

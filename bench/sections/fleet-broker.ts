@@ -1,0 +1,197 @@
+// 6. Fleet through a broker: the same N daemons, the same API token, limit and scaled time as `fleet`, but chained:
+// each daemon's --api-url is one of two broker replicas (TLS, a CA made for the run), and only the brokers exchange
+// with the fake API. A load generator adds the drop-in traffic of 1,000 modelled chained sidecars. Measures what the
+// upstream sees per JWT lifetime, 429s, how soon every daemon holds a JWT after the brokers do, and the brokers' cost.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createCa, issue } from '../../test/helpers/tls-certs.ts';
+import { startDropInLoad, type DropInLoadResult } from '../lib/drop-in-load.ts';
+import { startFakeApiProcess } from '../lib/fake-api.ts';
+import { BENCH_TOKEN, fmt, makeFixture } from '../lib/fixture.ts';
+import type { Profile } from '../lib/options.ts';
+import { mb, rssBytes, sampleCpu } from '../lib/proc.ts';
+import { progress } from '../lib/progress.ts';
+import { REAL_LIFETIME_SEC, REAL_MIN_TTL_SEC, REAL_WINDOW_SEC } from '../lib/refresh-model.ts';
+import { row, type Row, type SectionResult } from '../lib/report.ts';
+import { startSidecar, type Sidecar } from '../lib/sidecar.ts';
+import { sleep, waitFor, waitForFileContent } from '../lib/wait.ts';
+import { LIMIT, NO_TOKEN_YET, STARTING_AT_ONCE, inPool, publishToken } from './fleet.ts';
+
+/** Asks per lifetime of one modelled client: a chained sidecar's 1.86 (test/unit/refresher/chained.test.ts), rounded up. */
+const ASKS_PER_LIFETIME = 2;
+/** The goals of the issue. */
+const GOAL_PER_REPLICA = 2;
+const GOAL_READY_SEC = 2;
+
+interface BrokerCost {
+  readonly cpuPercent: number;
+  readonly rssMb: number;
+}
+
+interface ChainedRun {
+  readonly n: number;
+  readonly replicas: number;
+  readonly held: number;
+  /** Token published → every broker holds a JWT. */
+  readonly brokersReadySec: number;
+  /** The last broker holding a JWT → every chained daemon holds one (undefined: not all did). */
+  readonly allHeldAfterBrokersSec: number | undefined;
+  readonly medianHeldAfterBrokersSec: number;
+  readonly upstream: { readonly ok: number; readonly rateLimited: number; readonly other: number };
+  readonly steady: { readonly seconds: number; readonly lifetimes: number; readonly upstreamOk: number; readonly perLifetimePerReplica: number; readonly chainedAsks: number; readonly asksPerChainedPerLifetime: number; readonly readyAtEnd: number };
+  readonly load: DropInLoadResult | undefined;
+  readonly brokers: readonly BrokerCost[];
+}
+
+async function metric(port: number | undefined, series: string): Promise<number> {
+  if (port === undefined) return 0;
+  const text = await (await fetch(`http://127.0.0.1:${String(port)}/metrics`)).text();
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
+async function sumOver(sidecars: readonly Sidecar[], series: string): Promise<number> {
+  const values = await inPool(sidecars, 8, async (s) => metric((await s.ports()).metrics, series));
+  return values.reduce((a, b) => a + b, 0);
+}
+
+async function runChained(n: number, profile: Profile['fleet'], options: Profile['fleetBroker']): Promise<ChainedRun> {
+  const lifetimeSec = REAL_LIFETIME_SEC / profile.scale;
+  const windowMs = Math.round((REAL_WINDOW_SEC * 1000) / profile.scale);
+  const minTtlMs = Math.round((REAL_MIN_TTL_SEC * 1000) / profile.scale);
+  const scaled = ['--rate-limit', `${LIMIT}/${windowMs}ms`, '--min-ttl', `${minTtlMs}ms`, '--timeout', '5s'];
+  const api = await startFakeApiProcess({ lifetimeSec, limit: LIMIT, windowMs });
+  const fixture = makeFixture(`fleet-broker-${n}`);
+  writeFileSync(fixture.tokenFile, '');
+  const brokerTokenFile = join(fixture.dir, 'broker-token');
+  writeFileSync(brokerTokenFile, '');
+  const ca = await createCa();
+  const leaf = await issue(ca, ['127.0.0.1', 'localhost']);
+  const caFile = join(fixture.dir, 'ca.crt');
+  writeFileSync(caFile, ca.certPem);
+  writeFileSync(join(fixture.dir, 'tls.crt'), leaf.certPem);
+  writeFileSync(join(fixture.dir, 'tls.key'), leaf.keyPem, { mode: 0o600 });
+  const daemonDir = (name: string): string => {
+    const dir = join(fixture.dir, name);
+    mkdirSync(dir);
+    return join(dir, 'jwt');
+  };
+  const brokers: Sidecar[] = [];
+  const chained: Sidecar[] = [];
+  try {
+    const brokerFiles = Array.from({ length: options.replicas }, (_, i) => daemonDir(`broker-${String(i)}`));
+    for (const jwtFile of brokerFiles) {
+      brokers.push(startSidecar({ apiUrl: api.url, tokenFile: brokerTokenFile, jwtFile, extra: [...scaled, '--tls-cert-file', join(fixture.dir, 'tls.crt'), '--tls-key-file', join(fixture.dir, 'tls.key')] }));
+    }
+    const brokerPorts = await Promise.all(brokers.map(async (b) => (await b.ports(60_000)).token));
+    // A Service spreads connections over its replicas: here each chained daemon is given one, in turn.
+    const chainedFiles = Array.from({ length: n }, (_, i) => daemonDir(`pod-${String(i)}`));
+    await inPool(chainedFiles, STARTING_AT_ONCE, async (jwtFile) => {
+      const port = brokerPorts[chained.length % brokerPorts.length] ?? 0;
+      const sidecar = startSidecar({ apiUrl: `https://127.0.0.1:${String(port)}`, tokenFile: fixture.tokenFile, jwtFile, extra: [...scaled, '--ca-file', caFile] });
+      chained.push(sidecar);
+      await sidecar.ports(60_000);
+    });
+    const everyone = [...brokers, ...chained];
+    await Promise.all(everyone.map((s) => waitFor(() => s.lines().some((line) => line.msg?.includes(NO_TOKEN_YET) === true), 5_000, 'the empty token read').catch(() => undefined)));
+    progress(`fleet-broker N=${String(n)}: all started; the brokers get their token, then the fleet`);
+
+    // The brokers first, as a Deployment that is already running (a Service routes only to ready brokers); the
+    // fleet's token appears the moment the last broker holds a JWT, and every daemon goes for it at once.
+    const timeoutMs = 60_000;
+    const brokersHeld = brokerFiles.map((file) => waitForFileContent(file, timeoutMs));
+    const gateAt = performance.now();
+    const wallGate = Date.now();
+    publishToken(brokerTokenFile);
+    const brokersAt = Math.max(...(await Promise.all(brokersHeld)));
+    const chainedHeld = chainedFiles.map((file) => waitForFileContent(file, timeoutMs));
+    publishToken(fixture.tokenFile);
+    const heldAt = await Promise.all(chainedHeld.map((p) => p.then((at) => at - brokersAt, () => undefined)));
+    const got = heldAt.filter((at): at is number => at !== undefined);
+    const sorted = [...got].sort((a, b) => a - b);
+
+    // Steady state, from a whole lifetime after the start-up on, with the modelled clients' drop-in load on top.
+    await sleep(lifetimeSec * 1000);
+    const steadyFrom = Date.now();
+    const asksBefore = await sumOver(chained, 'ek_sidecar_exchanges_total{result="success"}');
+    const cpuBefore = brokers.map((b) => sampleCpu(b.pid));
+    const load = options.clients > 0 ? startDropInLoad({ ports: brokerPorts, ca: ca.certPem, token: BENCH_TOKEN, rate: (options.clients * ASKS_PER_LIFETIME) / lifetimeSec }) : undefined;
+    const rss = brokers.map(() => 0);
+    const steadyMs = options.steadyLifetimes * lifetimeSec * 1000;
+    for (let waited = 0; waited < steadyMs; waited += 1_000) {
+      await sleep(Math.min(1_000, steadyMs - waited));
+      brokers.forEach((b, i) => { rss[i] = Math.max(rss[i] ?? 0, rssBytes(b.pid)); });
+    }
+    const loadResult = await load?.stop();
+    const cpuAfter = brokers.map((b) => sampleCpu(b.pid));
+    const steadyTo = Date.now();
+    const chainedAsks = (await sumOver(chained, 'ek_sidecar_exchanges_total{result="success"}')) - asksBefore;
+    const readyAtEnd = await sumOver(chained, 'ek_sidecar_ready');
+
+    const entries = (await api.log()).entries.filter((entry) => entry.atMs >= wallGate);
+    const steadyOk = entries.filter((entry) => entry.status === 200 && entry.atMs >= steadyFrom && entry.atMs < steadyTo).length;
+    const lifetimes = (steadyTo - steadyFrom) / 1000 / lifetimeSec;
+    return {
+      n,
+      replicas: options.replicas,
+      held: got.length,
+      brokersReadySec: (brokersAt - gateAt) / 1000,
+      allHeldAfterBrokersSec: got.length === n ? Math.max(0, sorted.at(-1) ?? 0) / 1000 : undefined,
+      medianHeldAfterBrokersSec: (sorted[Math.floor(sorted.length / 2)] ?? Number.NaN) / 1000,
+      upstream: {
+        ok: entries.filter((entry) => entry.status === 200).length,
+        rateLimited: entries.filter((entry) => entry.status === 429).length,
+        other: entries.filter((entry) => entry.status !== 200 && entry.status !== 429).length,
+      },
+      steady: { seconds: (steadyTo - steadyFrom) / 1000, lifetimes, upstreamOk: steadyOk, perLifetimePerReplica: steadyOk / lifetimes / options.replicas, chainedAsks, asksPerChainedPerLifetime: chainedAsks / n / lifetimes, readyAtEnd },
+      load: loadResult,
+      brokers: brokers.map((_, i) => ({
+        cpuPercent: (100 * ((cpuAfter[i]?.schedSec ?? 0) - (cpuBefore[i]?.schedSec ?? 0))) / (((cpuAfter[i]?.atMs ?? 0) - (cpuBefore[i]?.atMs ?? 0)) / 1000),
+        rssMb: mb(rss[i] ?? 0),
+      })),
+    };
+  } finally {
+    await Promise.all([...chained, ...brokers].map((s) => s.stop('SIGTERM', 3_000)));
+    await api.close();
+    fixture.remove();
+  }
+}
+
+function rowsFor(run: ChainedRun, lifetimeSec: number): Row[] {
+  const label = `N=${String(run.n)} via ${String(run.replicas)} brokers`;
+  const ready = run.allHeldAfterBrokersSec;
+  const rows = [
+    row(`${label}: token appears → every broker holds a JWT`, `${fmt(run.brokersReadySec, 2)} s`, '', ''),
+    row(`${label}: last broker holds a JWT → every daemon holds one`, ready === undefined ? `only ${String(run.held)}/${String(run.n)}` : `${fmt(ready, 2)} s`, '',
+      `median daemon ${fmt(run.medianHeldAfterBrokersSec, 2)} s`, `≤ ${String(GOAL_READY_SEC)} s`, ready !== undefined && ready <= GOAL_READY_SEC),
+    row(`${label}: upstream requests / 429s (start-up and steady state)`, `${String(run.upstream.ok + run.upstream.rateLimited + run.upstream.other)} / ${String(run.upstream.rateLimited)}`, '',
+      `${String(run.upstream.other)} other errors`, '0 × 429', run.upstream.rateLimited === 0),
+    row(`${label}: upstream exchanges per JWT lifetime per broker (steady, ${fmt(run.steady.lifetimes, 1)} lifetimes)`, fmt(run.steady.perLifetimePerReplica, 2), '',
+      `${String(run.steady.upstreamOk)} exchanges in ${fmt(run.steady.seconds, 1)} s`, `≤ ${String(GOAL_PER_REPLICA)}`, run.steady.perLifetimePerReplica <= GOAL_PER_REPLICA),
+    row(`${label}: asks per daemon per JWT lifetime (steady)`, fmt(run.steady.asksPerChainedPerLifetime, 2), '', `${String(run.steady.chainedAsks)} asks; ${String(run.steady.readyAtEnd)}/${String(run.n)} ready at the end`),
+  ];
+  if (run.load !== undefined) {
+    const failed = run.load.sent - run.load.ok;
+    rows.push(row(`${label}: drop-in load of the modelled clients`, `${fmt(run.load.ok / run.load.seconds, 0)} answers/s (${String(failed)} not 200)`, '',
+      `p50 ${fmt(run.load.p50Ms, 1)} ms, p99 ${fmt(run.load.p99Ms, 1)} ms`));
+  }
+  run.brokers.forEach((broker, i) => {
+    rows.push(row(`${label}: broker ${String(i + 1)} CPU / peak RSS under that load (steady)`, `${fmt(broker.cpuPercent, 1)} % of a core / ${fmt(broker.rssMb, 1)} MB`, '', `JWT ${fmt(lifetimeSec, 0)} s scaled`));
+  });
+  return rows;
+}
+
+export async function fleetBroker(profile: Profile['fleet'], options: Profile['fleetBroker']): Promise<SectionResult> {
+  const lifetimeSec = REAL_LIFETIME_SEC / profile.scale;
+  const runs: ChainedRun[] = [];
+  for (const n of profile.sizes) runs.push(await runChained(n, profile, options));
+  const rows = runs.flatMap((run) => rowsFor(run, lifetimeSec));
+  const rate = (options.clients * ASKS_PER_LIFETIME) / lifetimeSec;
+  const notes = [
+    `Same scale, limit and token as the direct fleet above (time ×1/${String(profile.scale)}: JWT ${String(lifetimeSec)} s). ${String(options.replicas)} broker replicas (TLS on loopback, a CA made for the run), each its own process with its own JWT and budget; the N daemons (real processes) are spread over them in turn, as a Service spreads connections, with --api-url https://127.0.0.1:<broker> and --ca-file.`,
+    `Start-up: brokers and daemons wait on empty token files, renamed into place once all have started (the gate of the direct fleet): the brokers' first, then the fleet's the moment the last broker holds a JWT (a broker is in its Service only once ready). "Every daemon holds one" is timed from there: N TLS handshakes and asks on 2 shared cores. Had the fleet asked before the brokers were ready, it would have got 503 with Retry-After (at least 1 s, not scaled) and retried.`,
+    `Load: ${String(options.clients)} modelled clients of the drop-in (chained sidecars beyond the processes this machine can run), ${String(ASKS_PER_LIFETIME)} asks each per lifetime: ${fmt(rate, 0)} POST /v1/auth/exchange per second over HTTPS (32 kept-alive connections), round-robin over the brokers, during the steady state. At production scale the same clients ask ${fmt((options.clients * ASKS_PER_LIFETIME) / REAL_LIFETIME_SEC, 1)} times a second: the scaled load is ${String(profile.scale)} times heavier than production's.`,
+    'Upstream exchanges per lifetime per broker: each broker refreshes by its own window (0.7–0.85: 1.29 expected); the steady state is a few lifetimes, so the figure moves by about ±1/(lifetimes × replicas).',
+  ];
+  return { name: 'fleet-broker', title: 'Fleet through a broker', rows, notes, data: { runs, rate } };
+}
