@@ -26,6 +26,7 @@ import { loadInitialPair, TlsReloader, type TlsFiles } from './tls.ts';
 import { jwtDocument, secondsLeft } from '../disk/jwt-format.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { ServedJwt } from '../refresh/served-jwt.ts';
+import { BROKER_HEADER } from '../upstream/exchange-response.ts';
 
 export interface TokenServerOptions {
   /** No host: every interface. */
@@ -65,9 +66,12 @@ const REPLY = {
   // 403, not 400: like GCP's Metadata-Flavor, the header is a guard, and its absence marks a request we refuse
   // to authorise (possibly forged), not a malformed one; it also keeps every guard refusal on one code.
   noRequestHeader: errorReply(403, 'the header "Ek-Sidecar-Request: true" is required'),
-  noBearer: errorReply(401, 'a valid "Authorization: Bearer <API token>" header is required', { 'WWW-Authenticate': 'Bearer' }),
+  // The drop-in's refusals say they come from an ek-sidecar (a broker, to a chained sidecar), not from Enkryptify:
+  // a chained sidecar retries such a 401 for a new token sooner, since this broker may not have read it yet.
+  noBearer: errorReply(401, 'a valid "Authorization: Bearer <API token>" header is required', { 'WWW-Authenticate': 'Bearer', [BROKER_HEADER]: '1' }),
   wrongBearer: errorReply(401, 'a valid "Authorization: Bearer <API token>" header is required', {
     'WWW-Authenticate': 'Bearer error="invalid_token"',
+    [BROKER_HEADER]: '1',
   }),
   notFound: errorReply(404, 'not found'),
   noWorkloadIdentity: errorReply(404, 'the workload-identity drop-in answers only with --auth oidc'),

@@ -10,11 +10,12 @@ export const AUTH_RETRY_JITTER = 0.2;
 /** Floor of a jittered delay, so that a random draw near 0 never turns into a busy loop. */
 const MIN_DELAY_MS = 100;
 /**
- * A credential not accepted yet (read at start or by rotation) gets its first 401/403s retried sooner: 5 s doubling,
- * this many times (±20 %: about 5, 15, 35, 75 and 155 s after the first), then every 5 minutes.
+ * A 401/403 from an ek-sidecar broker (marked by its drop-in) for a credential no exchange has accepted yet is
+ * retried sooner: 5 s doubling, this many times (±20 %: about 5, 15, 35, 75 and 155 s after the first), then every
+ * 5 minutes. Any other 401/403 keeps SPEC's 5-minute cadence.
  */
-export const FRESH_AUTH_RETRIES = 5;
-export const FRESH_AUTH_RETRY_BASE_MS = 5_000;
+export const BROKER_AUTH_RETRIES = 5;
+export const BROKER_AUTH_RETRY_BASE_MS = 5_000;
 /**
  * After an answer with no newer JWT (a broker that has not refreshed yet): never ask again sooner than 5 s, backing
  * off to 60 s, with the default --min-ttl of 60 s. They follow --min-ttl (a twelfth of it, and all of it; at least
@@ -67,33 +68,48 @@ export function authRetryDelay(random: Random): number {
 }
 
 /**
- * Delay before retrying the `failures`-th 401/403 (1-based) of a credential that no exchange has accepted yet:
- *  1. the first FRESH_AUTH_RETRIES: 5 s doubling, ±20 %. The other side may not know the new credential yet: a
- *     broker whose copy of the rotated Secret the kubelet updates a minute or two after this pod's (it reloads
- *     within 2 s of that), or an upstream still propagating a token just issued; five tries span about 2.5 minutes;
- *  2. then the slow authentication retry, as for a credential that worked before and is now refused (revoked).
+ * Delay before retrying the `failures`-th 401/403 (1-based) that a broker gave a credential no exchange has
+ * accepted yet:
+ *  1. the first BROKER_AUTH_RETRIES: 5 s doubling, ±20 %. The broker may not know the new credential yet: the
+ *     kubelet updates its copy of the rotated Secret up to a minute or two after this pod's (it reloads within 2 s
+ *     of that), and five tries span about 2.5 minutes;
+ *  2. then the slow authentication retry, as for any other refusal.
  */
-export function freshAuthRetryDelay(failures: number, random: Random): number {
-  if (failures > FRESH_AUTH_RETRIES) return authRetryDelay(random);
-  const base = FRESH_AUTH_RETRY_BASE_MS * 2 ** Math.max(0, failures - 1);
+export function brokerAuthRetryDelay(failures: number, random: Random): number {
+  if (failures > BROKER_AUTH_RETRIES) return authRetryDelay(random);
+  const base = BROKER_AUTH_RETRY_BASE_MS * 2 ** Math.max(0, failures - 1);
   return Math.round(base * (1 - AUTH_RETRY_JITTER + 2 * AUTH_RETRY_JITTER * random()));
+}
+
+/**
+ * Whether a 401/403 gets the broker's short ladder rather than SPEC's 5-minute cadence: only when an ek-sidecar
+ * broker refused (its drop-in marks its refusals) a credential that no exchange has accepted yet (new at start or
+ * by rotation). Enkryptify's own 401/403 never does, nor a broker's refusal of a credential that worked before
+ * (revoked there too, or the broker rotated first: the sidecar's own rotation then cuts the wait short).
+ */
+export function usesBrokerAuthLadder(error: Pick<ExchangeError, 'code'> & { readonly fromBroker?: boolean }, credentialAccepted: boolean): boolean {
+  return isAuthFailure(error) && error.fromBroker === true && !credentialAccepted;
 }
 
 export function isAuthFailure(error: Pick<ExchangeError, 'code'>): boolean {
   return error.code === 'unauthorized' || error.code === 'forbidden';
 }
 
+/** What the retry rule reads of a failed exchange. */
+export type RetryFailure = Pick<ExchangeError, 'code' | 'retryAfterMs'> & { readonly fromBroker?: boolean };
+
 /**
  * How long to wait after a failed exchange, in one fixed order:
- *  1. 401/403: the slow authentication retry (a new token or SIGHUP cuts it short);
+ *  1. 401/403: the slow authentication retry (a new token or SIGHUP cuts it short), or the short ladder for a
+ *     broker's refusal of a credential not accepted yet (usesBrokerAuthLadder);
  *  2. anything else (429, 5xx, network, invalid answer): full-jitter backoff,
  *  3. added on top of the upstream's Retry-After when it sends one (clamped to 15 minutes when the answer was
- *     read). Retry-After alone would
- *     line up every client that shares the token on the same instant; the jitter spreads them, and grows with
- *     each failure, so a fleet that overran the shared budget drains instead of colliding again.
+ *     read). Retry-After alone would line up every client that shares the token on the same instant; the jitter
+ *     spreads them, and grows with each failure, so a fleet that overran the shared budget drains instead of
+ *     colliding again.
  */
-export function retryDelay(error: Pick<ExchangeError, 'code' | 'retryAfterMs'>, failures: number, random: Random, credentialAccepted = true): number {
-  if (isAuthFailure(error)) return credentialAccepted ? authRetryDelay(random) : freshAuthRetryDelay(failures, random);
+export function retryDelay(error: RetryFailure, failures: number, random: Random, credentialAccepted = true): number {
+  if (isAuthFailure(error)) return usesBrokerAuthLadder(error, credentialAccepted) ? brokerAuthRetryDelay(failures, random) : authRetryDelay(random);
   return (error.retryAfterMs ?? 0) + backoffDelay(failures, random);
 }
 

@@ -13,6 +13,8 @@ import { findLeaks, scrapeSample, tempDir, waitFor } from '../helpers/daemon.ts'
 const TOKEN = 'ek_live_broker_fleet_0123456789abcdef';
 const ROTATED = 'ek_live_broker_rotated_0123456789abcd';
 const OTHER = 'ek_live_another_workload_0123456789ab';
+/** A token the upstream does not know. */
+const UNKNOWN = 'ek_live_unknown_upstream_0123456789ab';
 /** Short JWTs, so that refreshes happen within a test: 20 s lifetime, refreshed at 14–17 s, --min-ttl 2 s. */
 const LIFETIME_S = 20;
 const SHORT = ['--min-ttl', '2s'];
@@ -61,6 +63,7 @@ describe('a broker and sidecars chained to it, over TLS on loopback', () => {
   test('the drop-in keeps the upstream\'s credential rule: a wrong token is 401 and never reaches the upstream', async () => {
     const answer = await brokerRequest({ port: broker.ports.token, ca: pki.ca.certPem, path: '/v1/auth/exchange', method: 'POST', headers: { authorization: `Bearer ${OTHER}` } });
     assert.equal(answer.status, 401);
+    assert.equal(answer.headers['ek-sidecar-broker'], '1', 'the refusal is marked as a broker\'s');
     assert.doesNotMatch(answer.body, /eyJ/, 'no JWT in the refusal');
     const wrong = await startChained(brokerUrl, pki, await scratch('wrong-token'), OTHER, SHORT);
     try {
@@ -110,13 +113,29 @@ describe('a broker and sidecars chained to it, over TLS on loopback', () => {
     await rotateSecretVolume(broker.tokenDir, ROTATED);
     await waitFor(() => api.countFor(ROTATED) === 1, 5_000, () => 'the broker exchanges the new token');
     const rotated = await waitFor(async () => { const jwt = await jwtOf(broker.jwtFile); return jwt !== before ? jwt : undefined; }, 5_000, () => 'the broker\'s new JWT');
-    // The first retry of a token not accepted yet comes 4–6 s after the 401, not 4–6 minutes.
+    // The broker marked its 401 (Ek-Sidecar-Broker: 1), so the first retry of a token not accepted yet comes 4–6 s
+    // after it, not 4–6 minutes.
     await waitFor(async () => await jwtOf(first.jwtFile) === rotated, 10_000, () => 'the rotated sidecar takes the broker\'s new JWT');
     // The other sidecars rotate too and are answered at once.
     for (const c of chained.slice(1)) await rotateSecretVolume(c.tokenDir, ROTATED);
     await Promise.all(chained.slice(1).map((c) => waitFor(async () => await jwtOf(c.jwtFile) === rotated, 5_000, () => 'a rotated sidecar\'s JWT')));
     assert.equal(api.countFor(ROTATED), 1, 'still one upstream exchange for the whole chain');
     assert.ok(await scrapeSample(first.ports.metrics ?? 0, 'ek_sidecar_exchanges_total{result="unauthorized"}') <= 2, 'a refusal or two, not a storm');
+  });
+
+  test('the upstream\'s own 401 for a token never accepted keeps SPEC\'s cadence: the next attempt is 4–6 minutes away', async () => {
+    const direct = await startChained(api.url, pki, await scratch('direct-unknown'), UNKNOWN, SHORT);
+    try {
+      const metrics = direct.ports.metrics ?? 0;
+      const nextIn = async (): Promise<number> => await scrapeSample(metrics, 'ek_sidecar_jwt_next_refresh_timestamp_seconds') - Date.now() / 1000;
+      // Only the slow retry satisfies this: a short ladder would plan the next attempt seconds away.
+      await waitFor(async () => await scrapeSample(metrics, 'ek_sidecar_exchanges_total{result="unauthorized"}') === 1 && await nextIn() > 200, 5_000, () => 'a 401 and a retry planned minutes ahead');
+      const left = await nextIn();
+      assert.ok(left > 230 && left <= 360, `next attempt in ${String(Math.round(left))} s`);
+      assert.equal(api.countFor(UNKNOWN), 1, 'one request to the upstream');
+    } finally {
+      await direct.daemon.stop();
+    }
   });
 
   test('a broker outage is an upstream outage for the chain: the JWTs held stay, the sidecars back off and recover from the restarted broker, which reuses its JWT', async () => {

@@ -1,5 +1,6 @@
 // A broker (an ek-sidecar reachable beyond loopback, over TLS) and sidecars chained to it, as black-box tests start
 // them: the built CLI, a CA made at test time, every file in a scratch directory.
+import type { IncomingHttpHeaders } from 'node:http';
 import { request } from 'node:https';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -86,6 +87,7 @@ export async function ready(started: Started, timeoutMs = 10_000): Promise<void>
 
 export interface HttpsAnswer {
   readonly status: number;
+  readonly headers: IncomingHttpHeaders;
   readonly body: string;
 }
 
@@ -109,7 +111,7 @@ export function brokerRequest(options: { port: number; ca: string; path: string;
       agent: false,
     }, (res) => {
       let body = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk; }).on('end', () => { resolve({ status: res.statusCode ?? 0, body }); });
+      res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk; }).on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body }); });
     });
     req.on('error', reject);
     req.end();

@@ -7,13 +7,14 @@ import {
   REASK_FLOOR_MS,
   authRetryDelay,
   backoffDelay,
-  freshAuthRetryDelay,
+  brokerAuthRetryDelay,
   isAuthFailure,
   isNewerJwt,
   planNextStep,
   reaskAt,
   refreshPoint,
   retryDelay,
+  usesBrokerAuthLadder,
   type Plan,
   type PlanInput,
 } from '../../src/refresh/refresh-policy.ts';
@@ -123,7 +124,7 @@ void describe('authRetryDelay', () => {
   });
 });
 
-type Failure = Pick<ExchangeError, 'code' | 'retryAfterMs'>;
+type Failure = Pick<ExchangeError, 'code' | 'retryAfterMs'> & { readonly fromBroker?: boolean };
 
 void describe('retryDelay', () => {
   const table: readonly { name: string; error: Failure; failures: number; random: number; expected: number }[] = [
@@ -147,7 +148,7 @@ void describe('retryDelay', () => {
   }
 });
 
-void describe('freshAuthRetryDelay (a credential no exchange has accepted yet)', () => {
+void describe('brokerAuthRetryDelay (a broker refused a credential no exchange has accepted yet)', () => {
   const table: readonly (readonly [number, number, number])[] = [
     [1, 0.5, 5_000], [2, 0.5, 10_000], [3, 0.5, 20_000], [4, 0.5, 40_000], [5, 0.5, 80_000],
     [1, 0, 4_000], [1, 1, 6_000], [5, 1, 96_000],
@@ -155,15 +156,41 @@ void describe('freshAuthRetryDelay (a credential no exchange has accepted yet)',
   ];
   for (const [failures, random, expected] of table) {
     void it(`failure ${String(failures)}, random ${String(random)} → ${String(expected)} ms`, () => {
-      assert.equal(freshAuthRetryDelay(failures, fixed(random)), expected);
+      assert.equal(brokerAuthRetryDelay(failures, fixed(random)), expected);
+    });
+  }
+});
+
+void describe('the 401/403 cadence: SPEC\'s 5 minutes unless a broker refused a credential never accepted', () => {
+  // SPEC: 401/403 are retried every 5 minutes ±20 %, never sooner than 4 minutes. The short ladder is for an
+  // ek-sidecar broker's own refusal (Ek-Sidecar-Broker: 1) of a token it may not have read yet.
+  const table: readonly { name: string; error: Failure; accepted: boolean; failures: number; ladder: boolean; expected: number }[] = [
+    { name: 'upstream 401, credential never accepted → 5 min', error: { code: 'unauthorized', retryAfterMs: undefined }, accepted: false, failures: 1, ladder: false, expected: 300_000 },
+    { name: 'upstream 403, credential never accepted → 5 min', error: { code: 'forbidden', retryAfterMs: undefined }, accepted: false, failures: 1, ladder: false, expected: 300_000 },
+    { name: 'upstream 401 saying fromBroker false, never accepted → 5 min', error: { code: 'unauthorized', retryAfterMs: undefined, fromBroker: false }, accepted: false, failures: 2, ladder: false, expected: 300_000 },
+    { name: 'upstream 401 after having worked (revoked) → 5 min', error: { code: 'unauthorized', retryAfterMs: undefined }, accepted: true, failures: 1, ladder: false, expected: 300_000 },
+    { name: 'broker 401, credential never accepted → ladder, 1st', error: { code: 'unauthorized', retryAfterMs: undefined, fromBroker: true }, accepted: false, failures: 1, ladder: true, expected: 5_000 },
+    { name: 'broker 401, credential never accepted → ladder, 3rd', error: { code: 'unauthorized', retryAfterMs: undefined, fromBroker: true }, accepted: false, failures: 3, ladder: true, expected: 20_000 },
+    { name: 'broker 403, credential never accepted → ladder, 2nd', error: { code: 'forbidden', retryAfterMs: undefined, fromBroker: true }, accepted: false, failures: 2, ladder: true, expected: 10_000 },
+    { name: 'broker 401, never accepted, past the ladder → 5 min', error: { code: 'unauthorized', retryAfterMs: undefined, fromBroker: true }, accepted: false, failures: 6, ladder: true, expected: 300_000 },
+    { name: 'broker 401 after having worked → 5 min', error: { code: 'unauthorized', retryAfterMs: undefined, fromBroker: true }, accepted: true, failures: 1, ladder: false, expected: 300_000 },
+    { name: 'broker 503 (fromBroker is only read for auth failures) → backoff', error: { code: 'server_error', retryAfterMs: undefined, fromBroker: true }, accepted: false, failures: 1, ladder: false, expected: 500 },
+  ];
+  for (const row of table) {
+    void it(row.name, () => {
+      assert.equal(usesBrokerAuthLadder(row.error, row.accepted), row.ladder);
+      assert.equal(retryDelay(row.error, row.failures, fixed(0.5), row.accepted), row.expected);
     });
   }
 
-  void it('retryDelay uses it only for an auth failure of a credential not accepted yet', () => {
-    assert.equal(retryDelay({ code: 'unauthorized', retryAfterMs: undefined }, 1, fixed(0.5), false), 5_000);
-    assert.equal(retryDelay({ code: 'forbidden', retryAfterMs: undefined }, 2, fixed(0.5), false), 10_000);
-    assert.equal(retryDelay({ code: 'unauthorized', retryAfterMs: undefined }, 1, fixed(0.5), true), 300_000);
-    assert.equal(retryDelay({ code: 'server_error', retryAfterMs: undefined }, 1, fixed(0.5), false), 500);
+  void it('without a broker\'s mark no draw retries sooner than 4 minutes, whatever the failure count', () => {
+    for (const accepted of [false, true]) {
+      for (let failures = 1; failures <= 8; failures += 1) {
+        for (const random of [0, 0.25, 0.5, ALMOST_ONE]) {
+          assert.ok(retryDelay({ code: 'unauthorized', retryAfterMs: undefined }, failures, fixed(random), accepted) >= 240_000);
+        }
+      }
+    }
   });
 });
 
