@@ -44,6 +44,21 @@ interface ChainedRun {
   readonly steady: { readonly seconds: number; readonly lifetimes: number; readonly upstreamOk: number; readonly perLifetimePerReplica: number; readonly chainedAsks: number; readonly asksPerChainedPerLifetime: number; readonly readyAtEnd: number };
   readonly load: DropInLoadResult | undefined;
   readonly brokers: readonly BrokerCost[];
+  /** Warnings and errors the daemons logged over the whole run, by message (without its variable part), brokers apart. */
+  readonly logged: { readonly brokers: Record<string, number>; readonly chained: Record<string, number> };
+}
+
+/** Warn and error lines by message, cut before the first ':' or ';' so that URLs and figures do not split them. */
+function loggedProblems(sidecars: readonly Sidecar[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const s of sidecars) {
+    for (const line of s.lines()) {
+      if (line.level !== 'warn' && line.level !== 'error' && line.level !== 'fatal') continue;
+      const key = `${line.level}: ${(line.msg ?? '').split(/[:;]/)[0] ?? ''}`.slice(0, 120);
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+  }
+  return counts;
 }
 
 async function metric(port: number | undefined, series: string): Promise<number> {
@@ -154,6 +169,7 @@ async function runChained(n: number, profile: Profile['fleet'], options: Profile
       },
       steady: { seconds: (steadyTo - steadyFrom) / 1000, lifetimes, upstreamOk: steadyOk, perLifetimePerReplica: steadyOk / lifetimes / options.replicas, chainedAsks, asksPerChainedPerLifetime: chainedAsks / n / lifetimes, readyAtEnd },
       load: loadResult,
+      logged: { brokers: loggedProblems(brokers), chained: loggedProblems(chained) },
       brokers: brokers.map((_, i) => ({
         cpuPercent: (100 * ((cpuAfter[i]?.schedSec ?? 0) - (cpuBefore[i]?.schedSec ?? 0))) / (((cpuAfter[i]?.atMs ?? 0) - (cpuBefore[i]?.atMs ?? 0)) / 1000),
         rssMb: mb(rss[i] ?? 0),
