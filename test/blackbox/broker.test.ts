@@ -104,21 +104,24 @@ describe('a broker and sidecars chained to it, over TLS on loopback', () => {
   test('a rotation of the API token reaches the chain: a sidecar that rotates first retries within seconds and takes the broker\'s new JWT', async () => {
     const [first, second] = chained;
     assert.ok(first !== undefined && second !== undefined);
-    const before = await jwtOf(broker.jwtFile);
+    // Which token a JWT was issued for: the fake API's `sub` names the token's fingerprint.
+    const subOf = (jwt: string | undefined): string | undefined => jwt === undefined ? undefined : (JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: string }).sub;
+    const oldSub = subOf(await jwtOf(broker.jwtFile));
+    const kept = await jwtOf(first.jwtFile);
     // The kubelet updates each pod's copy of the Secret at its own time: here a sidecar first, the broker a second later.
     await rotateSecretVolume(first.tokenDir, ROTATED);
     await waitFor(async () => await scrapeSample(first.ports.metrics ?? 0, 'ek_sidecar_exchanges_total{result="unauthorized"}') === 1, 5_000, () => 'the broker refuses the new token until it has it');
-    assert.equal(await jwtOf(first.jwtFile), before, 'the JWT held stays');
+    assert.equal(await jwtOf(first.jwtFile), kept, 'the JWT held stays');
     assert.equal(await scrapeSample(first.ports.metrics ?? 0, 'ek_sidecar_ready'), 1, 'and so does readiness');
     await rotateSecretVolume(broker.tokenDir, ROTATED);
     await waitFor(() => api.countFor(ROTATED) === 1, 5_000, () => 'the broker exchanges the new token');
-    const rotated = await waitFor(async () => { const jwt = await jwtOf(broker.jwtFile); return jwt !== before ? jwt : undefined; }, 5_000, () => 'the broker\'s new JWT');
+    const rotated = await waitFor(async () => { const jwt = await jwtOf(broker.jwtFile); return jwt !== undefined && subOf(jwt) !== oldSub ? jwt : undefined; }, 5_000, () => 'the broker\'s new JWT');
     // The broker marked its 401 (Ek-Sidecar-Broker: 1), so the first retry of a token not accepted yet comes 4–6 s
     // after it, not 4–6 minutes.
     await waitFor(async () => await jwtOf(first.jwtFile) === rotated, 10_000, () => 'the rotated sidecar takes the broker\'s new JWT');
     // The other sidecars rotate too and are answered at once.
     for (const c of chained.slice(1)) await rotateSecretVolume(c.tokenDir, ROTATED);
-    await Promise.all(chained.slice(1).map((c) => waitFor(async () => await jwtOf(c.jwtFile) === rotated, 5_000, () => 'a rotated sidecar\'s JWT')));
+    await Promise.all(chained.slice(1).map((c) => waitFor(async () => subOf(await jwtOf(c.jwtFile)) === subOf(rotated), 5_000, () => 'a rotated sidecar\'s JWT')));
     assert.equal(api.countFor(ROTATED), 1, 'still one upstream exchange for the whole chain');
     assert.ok(await scrapeSample(first.ports.metrics ?? 0, 'ek_sidecar_exchanges_total{result="unauthorized"}') <= 2, 'a refusal or two, not a storm');
   });
