@@ -3,7 +3,7 @@
 // with the fake API. A load generator adds the drop-in traffic of 1,000 modelled chained sidecars. Measures what the
 // upstream sees per JWT lifetime, 429s, how soon every daemon holds a JWT after the brokers do, and the brokers' cost.
 import { mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { createCa, issue } from '../../test/helpers/tls-certs.ts';
 import { startDropInLoad, type DropInLoadResult } from '../lib/drop-in-load.ts';
@@ -23,6 +23,8 @@ const ASKS_PER_LIFETIME = 2;
 /** The goals of the issue. */
 const GOAL_PER_REPLICA = 2;
 const GOAL_READY_SEC = 2;
+/** Niceness of the chained daemons (the brokers, the fake API and the load generator keep 0). */
+const CHAINED_NICE = 10;
 const FAILURES = ['unauthorized', 'forbidden', 'rate_limited', 'server_error', 'network_error', 'invalid_response'] as const;
 
 interface BrokerCost {
@@ -158,6 +160,9 @@ async function runChained(n: number, options: Profile['fleetBroker']): Promise<C
       const port = brokerPorts[chained.length % brokerPorts.length] ?? 0;
       const sidecar = startSidecar({ apiUrl: `https://127.0.0.1:${String(port)}`, tokenFile, jwtFile, extra: [...scaled, '--ca-file', caFile] });
       chained.push(sidecar);
+      // In a cluster the brokers have CPU of their own; here the N daemons yield to them (and to the fake API), so
+      // that a broker starved by the herd it serves does not time its own clients out.
+      setPriority(sidecar.pid, CHAINED_NICE);
       await sidecar.ports(60_000);
     });
     const everyone = [...brokers, ...chained];
@@ -276,7 +281,7 @@ export async function fleetBroker(profile: Profile['fleet'], options: Profile['f
   const minTtlMs = (REAL_MIN_TTL_SEC * 1000) / options.scale;
   const notes = [
     `The same N and token as the direct fleet above, on a scale of its own: time ×1/${String(options.scale)} (JWT ${fmt(lifetimeSec, 0)} s, --min-ttl ${fmt(minTtlMs, 0)} ms, the 10/min limit per ${fmt(REAL_WINDOW_SEC / options.scale, 1)} s), not the fleet's ×1/${String(profile.scale)}. At ×1/100 a broker refreshes 2.7 s before its 9 s JWT expires and turns unready 0.6 s before it: less than the timer lateness of 2 cores running N + 2 daemons and the load (p99 answers of 1–2 s were measured), so the brokers answered 503 in bursts and the figures were the scale's, not the product's. ${String(options.replicas)} broker replicas (TLS on loopback, a CA made for the run), each its own process with its own JWT and budget; the N daemons (real processes) are spread over them in turn, as a Service spreads connections, with --api-url https://127.0.0.1:<broker> and --ca-file.`,
-    `Start-up: brokers and daemons wait on empty token files (each alone in its directory, as in a Secret volume), renamed into place once all have started: the brokers' first, then the fleet's the moment the last broker holds a JWT (a broker is in its Service only once ready). "Every daemon holds one" is timed from there. The CPU bound is the CPU the N daemons spent from that moment until each held a JWT (reading the token, a TLS handshake, the ask, two files written with fsync), divided by the ${String(availableParallelism())} cores: no scheduling can finish sooner on this machine. In a cluster each pod has its own node's CPU: what stays is the time of one daemon, about the N=10 median.`,
+    `Start-up: brokers and daemons wait on empty token files (each alone in its directory, as in a Secret volume), renamed into place once all have started: the brokers' first, then the fleet's the moment the last broker holds a JWT (a broker is in its Service only once ready). "Every daemon holds one" is timed from there. The CPU bound is the CPU the N daemons spent from that moment until each held a JWT (reading the token, a TLS handshake, the ask, two files written with fsync), divided by the ${String(availableParallelism())} cores: no scheduling can finish sooner on this machine. In a cluster each pod has its own node's CPU: what stays is the time of one daemon, about the N=10 median. The chained daemons run at nice ${String(CHAINED_NICE)}: in a cluster the brokers have CPU of their own, and here a broker starved by the herd it serves timed some of its clients out (5 s).`,
     `Load: ${String(options.clients)} modelled clients of the drop-in (chained sidecars beyond the processes this machine can run), ${String(ASKS_PER_LIFETIME)} asks each per lifetime: ${fmt(rate, 0)} POST /v1/auth/exchange per second over HTTPS (32 kept-alive connections), round-robin over the brokers, during the steady state. At production scale the same clients ask ${fmt((options.clients * ASKS_PER_LIFETIME) / REAL_LIFETIME_SEC, 1)} times a second: the scaled load is ${String(options.scale)} times heavier than production's.`,
     'Upstream exchanges per lifetime per broker: at any scaled time the latest safe point (--min-ttl plus a quarter of the usable life) comes at 0.7 of the lifetime, before the window 0.7–0.85, so a broker refreshes at 0.7: 1.43 expected here, 1.29 in production (where that margin is capped at 30 s); the steady state is a few lifetimes, so the figure moves by about ±1/(lifetimes × replicas).',
     `Asks per daemon: the model's 1.86 per lifetime is at production time (test/unit/refresher/chained.test.ts); here the drop-in's \`expiresIn\` in whole seconds takes up to 1 s off the life a chained daemon sees, ${fmt(100 / lifetimeSec, 0)} % of a scaled lifetime (0.1 % of a real one), so it asks somewhat more often.`,
