@@ -9,6 +9,7 @@ import { installCleanup, runningChildren, stopAll } from './lib/processes.ts';
 import { renderNotes, renderReadme, renderTable, type FailedSection, type SavedResults, type SectionResult } from './lib/report.ts';
 import { coldStart } from './sections/cold-start.ts';
 import { fleet } from './sections/fleet.ts';
+import { fleetBroker } from './sections/fleet-broker.ts';
 import { idle } from './sections/idle.ts';
 import { proxy } from './sections/proxy.ts';
 import { startupCost } from './sections/startup-cost.ts';
@@ -22,6 +23,7 @@ const RUNNERS: Record<SectionName, (profile: Profile) => Promise<SectionResult>>
   idle: (profile) => idle(profile.idle),
   upstream: (profile) => upstream(profile.upstream),
   fleet: (profile) => fleet(profile.fleet),
+  'fleet-broker': (profile) => fleetBroker(profile.fleet, profile.fleetBroker),
   'startup-cost': (profile) => startupCost(profile.startupCost),
 };
 

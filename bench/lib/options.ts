@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { OUT_DIR } from './paths.ts';
 
-export const SECTIONS = ['token', 'proxy', 'cold-start', 'idle', 'upstream', 'fleet', 'startup-cost'] as const;
+export const SECTIONS = ['token', 'proxy', 'cold-start', 'idle', 'upstream', 'fleet', 'fleet-broker', 'startup-cost'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 export type Mode = 'full' | 'quick' | 'smoke';
 
@@ -22,6 +22,8 @@ export interface Profile {
   readonly upstream: { readonly daemons: number; readonly lifetimeSec: number; readonly minTtlMs: number; readonly restarts: number };
   /** Fleet sizes; time is divided by `scale` (900 s / 60 s → 9 s / 0.6 s at 100); lifetimes of steady state watched (largest N only). */
   readonly fleet: { readonly sizes: readonly number[]; readonly scale: number; readonly steadyLifetimes: number };
+  /** The same fleet chained through broker replicas (same sizes and scale); modelled drop-in clients; lifetimes watched. */
+  readonly fleetBroker: { readonly replicas: number; readonly clients: number; readonly steadyLifetimes: number; readonly scale: number };
   /** Runs per import measurement; whether to measure each library, alone and on top of the others (leave-one-out). */
   readonly startupCost: { readonly runs: number; readonly perLibrary: boolean };
 }
@@ -34,6 +36,7 @@ const PROFILES: Record<Mode, Profile> = {
     idle: { settleSec: 5, measureSec: 60 },
     upstream: { daemons: 10, lifetimeSec: 210, minTtlMs: 1_000, restarts: 10 },
     fleet: { sizes: [10, 50, 100], scale: 100, steadyLifetimes: 1 },
+    fleetBroker: { replicas: 2, clients: 1_000, steadyLifetimes: 2, scale: 30 },
     startupCost: { runs: 3, perLibrary: true },
   },
   quick: {
@@ -43,6 +46,7 @@ const PROFILES: Record<Mode, Profile> = {
     idle: { settleSec: 2, measureSec: 10 },
     upstream: { daemons: 5, lifetimeSec: 20, minTtlMs: 1_000, restarts: 5 },
     fleet: { sizes: [10, 50], scale: 100, steadyLifetimes: 1 },
+    fleetBroker: { replicas: 2, clients: 1_000, steadyLifetimes: 1, scale: 30 },
     startupCost: { runs: 3, perLibrary: true },
   },
   smoke: {
@@ -52,6 +56,7 @@ const PROFILES: Record<Mode, Profile> = {
     idle: { settleSec: 0.5, measureSec: 1 },
     upstream: { daemons: 2, lifetimeSec: 2, minTtlMs: 100, restarts: 1 },
     fleet: { sizes: [3], scale: 100, steadyLifetimes: 0 },
+    fleetBroker: { replicas: 2, clients: 100, steadyLifetimes: 1, scale: 100 },
     startupCost: { runs: 1, perLibrary: false },
   },
 };
@@ -69,7 +74,7 @@ export interface BenchOptions {
 }
 
 export const USAGE = `usage: node bench/run.ts [--quick | --smoke] [--only SECTION[,SECTION…]] [--out results.json] [--readme FILE | --no-readme]
-                         [--fleet-sizes 10,50,100] [--fleet-scale 100] [--fleet-steady LIFETIMES]
+                         [--fleet-sizes 10,50,100] [--fleet-scale 100] [--fleet-steady LIFETIMES] [--fleet-broker-scale 30]
        node bench/run.ts --render [--out results.json] [--readme FILE]   (re-render the README section only)
   sections: ${SECTIONS.join(', ')}
   --out defaults to bench/out/results.json; a full run of every section without --out also writes bench/out/README-section.md`;
@@ -105,6 +110,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       'fleet-sizes': { type: 'string' },
       'fleet-scale': { type: 'string' },
       'fleet-steady': { type: 'string' },
+      'fleet-broker-scale': { type: 'string' },
     },
   });
   if (values.quick && values.smoke) throw new Error('--quick and --smoke exclude each other');
@@ -120,9 +126,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   const sizes = values['fleet-sizes']?.split(',').map((item) => positiveInteger('--fleet-sizes', item)) ?? base.fleet.sizes;
   const scale = values['fleet-scale'] === undefined ? base.fleet.scale : positiveInteger('--fleet-scale', values['fleet-scale']);
   const steady = values['fleet-steady'] === undefined ? base.fleet.steadyLifetimes : integerAtLeast('--fleet-steady', values['fleet-steady'], 0);
+  const brokerScale = values['fleet-broker-scale'] === undefined ? base.fleetBroker.scale : positiveInteger('--fleet-broker-scale', values['fleet-broker-scale']);
   return {
     mode,
-    profile: { ...base, fleet: { ...base.fleet, sizes, scale, steadyLifetimes: steady } },
+    profile: { ...base, fleet: { ...base.fleet, sizes, scale, steadyLifetimes: steady }, fleetBroker: { ...base.fleetBroker, scale: brokerScale } },
     sections,
     out: values.out ?? join(OUT_DIR, 'results.json'),
     readme: values['no-readme'] ? undefined : (values.readme ?? defaultReadme),

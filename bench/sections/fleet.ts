@@ -13,16 +13,16 @@ import { maxInAnyWindow, median } from '../lib/stats.ts';
 import { sleep, waitFor, waitForFileContent } from '../lib/wait.ts';
 import { modelExchangesPerLifetime, REAL_LIFETIME_SEC, REAL_MIN_TTL_SEC, REAL_WINDOW_SEC, REFRESH_WINDOW, windowText } from '../lib/refresh-model.ts';
 
-const LIMIT = 10;
+export const LIMIT = 10;
 /** What a daemon logs when it has read an empty token file (src/refresher.ts). */
-const NO_TOKEN_YET = 'no API token is loaded yet';
+export const NO_TOKEN_YET = 'no API token is loaded yet';
 /** Lifetimes to let pass after start-up before steady state counts: the last refresh point of the first JWTs. */
 const REFRESH_SETTLE = REFRESH_WINDOW[1];
 /**
  * Daemons starting at any one time. All N at once on 2 cores thrash (100 took 70–106 s to all start, loaded machine);
  * a few at a time keeps both cores busy with less contention. The gate makes the start order irrelevant to the race.
  */
-const STARTING_AT_ONCE = 4;
+export const STARTING_AT_ONCE = 4;
 const RACE_BASE_MS = 30_000;
 const RACE_WINDOWS = 20;
 
@@ -67,7 +67,7 @@ interface FleetRun {
 }
 
 /** Run `task` over `items` with at most `width` in flight; results in the order of `items`. */
-async function inPool<T, R>(items: readonly T[], width: number, task: (item: T) => Promise<R>): Promise<R[]> {
+export async function inPool<T, R>(items: readonly T[], width: number, task: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = [];
   let next = 0;
   const lane = async (): Promise<void> => {
@@ -81,7 +81,7 @@ async function inPool<T, R>(items: readonly T[], width: number, task: (item: T) 
 }
 
 /** Atomically put the API token in place, as the kubelet does (a rename, never a partial file). */
-function publishToken(tokenFile: string): void {
+export function publishToken(tokenFile: string): void {
   writeFileSync(`${tokenFile}.new`, BENCH_TOKEN);
   renameSync(`${tokenFile}.new`, tokenFile);
 }

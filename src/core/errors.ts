@@ -59,13 +59,16 @@ export class ExchangeError extends EkError {
   readonly status: number | undefined;
   /** The upstream's RateLimit-Remaining on this answer, when it sent one. */
   readonly rateLimitRemaining: number | undefined;
+  /** The answer came from an ek-sidecar broker's drop-in (it marks its own refusals), not from Enkryptify. */
+  readonly fromBroker: boolean;
 
-  constructor(code: ExchangeFailure, message: string, details: { status?: number; retryAfterMs?: number; rateLimitRemaining?: number; cause?: unknown } = {}) {
+  constructor(code: ExchangeFailure, message: string, details: { status?: number; retryAfterMs?: number; rateLimitRemaining?: number; fromBroker?: boolean; cause?: unknown } = {}) {
     super(message, details.cause);
     this.code = code;
     this.status = details.status;
     this.retryAfterMs = details.retryAfterMs;
     this.rateLimitRemaining = details.rateLimitRemaining;
+    this.fromBroker = details.fromBroker ?? false;
   }
 }
 

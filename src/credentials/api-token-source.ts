@@ -4,7 +4,7 @@ import { parseApiToken, type TokenRead } from './api-token-text.ts';
 import { apiTokenCredential, type Credential } from './credential.ts';
 import type { CredentialSource, CredentialSourceDeps } from './credential-source.ts';
 import { SecretDigest } from './secret-digest.ts';
-import { WatchedFile, type FileRead } from './watched-file.ts';
+import { WatchedFile, watchLostMessage, type FileRead } from './watched-file.ts';
 
 /**
  * The API token: the followed file, or for local development EK_API_TOKEN (only when no token file was given
@@ -24,6 +24,7 @@ export async function startApiTokenSource(deps: CredentialSourceDeps): Promise<C
   const file = new WatchedFile(path, async () => toFileRead(await readApiTokenFile(path)), {
     onValue: (token) => { holder.report({ ok: true, value: token, text: token }); },
     onProblem: (problem) => { holder.report({ ok: false, problem, retryable: false }); },
+    onWatchLost: (reason, rereadMs) => { log.warn({ reason }, watchLostMessage('token file', reason, rereadMs)); },
   });
   await file.start({ follow: deps.follow !== false });
   return { ...base, reread: () => file.reread({ force: true }), follow: () => file.follow(), close: () => file.close() };

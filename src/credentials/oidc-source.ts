@@ -5,7 +5,7 @@ import type { CredentialSource, CredentialSourceDeps } from './credential-source
 import { oidcCredential } from './oidc-credential.ts';
 import { MAX_PROJECTED_TOKEN_BYTES, parseProjectedToken, type ProjectedToken, type ProjectedTokenRead } from './projected-token.ts';
 import { SecretDigest } from './secret-digest.ts';
-import { WatchedFile, type FileRead } from './watched-file.ts';
+import { WatchedFile, watchLostMessage, type FileRead } from './watched-file.ts';
 
 /**
  * Workload identity: the pod's projected service-account token, which the kubelet rotates in its volume with the
@@ -20,6 +20,7 @@ export async function startOidcSource(deps: CredentialSourceDeps): Promise<Crede
   const file = new WatchedFile(path, async () => toFileRead(await readOrProblem(read, path)), {
     onValue: (token) => { holder.report({ ok: true, token }, async () => holder.fresh(await readOrProblem(read, path))); },
     onProblem: (problem) => { holder.problem(problem); },
+    onWatchLost: (reason, rereadMs) => { deps.log.warn({ reason }, watchLostMessage('projected token file', reason, rereadMs)); },
   });
   await file.start({ follow: deps.follow !== false });
   return {

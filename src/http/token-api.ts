@@ -28,6 +28,7 @@ import { loadInitialPair, TlsReloader, type TlsFiles } from './tls.ts';
 import { jwtDocument, secondsLeft } from '../disk/jwt-format.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { ServedJwt } from '../refresh/served-jwt.ts';
+import { BROKER_HEADER } from '../upstream/exchange-response.ts';
 
 export interface TokenServerOptions {
   /** No host: every interface. */
@@ -71,9 +72,12 @@ const REPLY = {
   // 403, not 400: like GCP's Metadata-Flavor, the header is a guard, and its absence marks a request we refuse
   // to authorise (possibly forged), not a malformed one; it also keeps every guard refusal on one code.
   noRequestHeader: errorReply(403, 'the header "Ek-Sidecar-Request: true" is required'),
-  noBearer: errorReply(401, 'a valid "Authorization: Bearer <API token>" header is required', { 'WWW-Authenticate': 'Bearer' }),
+  // The drop-in's refusals say they come from an ek-sidecar (a broker, to a chained sidecar), not from Enkryptify:
+  // a chained sidecar retries such a 401 for a new token sooner, since this broker may not have read it yet.
+  noBearer: errorReply(401, 'a valid "Authorization: Bearer <API token>" header is required', { 'WWW-Authenticate': 'Bearer', [BROKER_HEADER]: '1' }),
   wrongBearer: errorReply(401, 'a valid "Authorization: Bearer <API token>" header is required', {
     'WWW-Authenticate': 'Bearer error="invalid_token"',
+    [BROKER_HEADER]: '1',
   }),
   notFound: errorReply(404, 'not found'),
   noWorkloadIdentity: errorReply(404, 'the workload-identity drop-in answers only with --auth oidc'),
@@ -186,12 +190,14 @@ function tokenReply({ served, clock }: Deps, req: IncomingMessage): Reply {
 }
 
 function exchangeReply({ served, credentials, clock }: Deps, req: IncomingMessage): Reply {
+  // 503 before the credential check: until this sidecar holds a JWT it may not have read its own API token yet (a
+  // broker just restarted), and a 401 then would send a chained sidecar to its slow authentication retry.
+  const held = served.servable();
+  if (held === undefined) return unavailable(served);
   const presented = bearerOf(req.headers.authorization);
   if (presented === undefined) return REPLY.noBearer;
   if (!credentials.isApiToken(presented)) return REPLY.wrongBearer;
   const nowMs = clock.now();
-  const held = served.servable();
-  if (held === undefined) return unavailable(served);
   // The upstream's 200 shape and field order, so an SDK pointed here cannot tell the difference.
   const body = { accessToken: held.jwt, expiresIn: secondsLeft(held, nowMs), tokenType: held.tokenType };
   return { code: 200, type: JSON_TYPE, body: JSON.stringify(body), headers: undefined };

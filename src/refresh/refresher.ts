@@ -10,7 +10,7 @@ import type { Metrics } from '../observe/metrics.ts';
 import type { ExchangeClient } from '../upstream/exchange-client.ts';
 import { interpretExchangeResponse, type Exchanged } from '../upstream/exchange-response.ts';
 import { combinedBudget, settle, type ExchangeRecord } from './rate-limit.ts';
-import { backoffDelay, isAuthFailure, latestRefresh, planNextStep, refreshPoint, retryDelay } from './refresh-policy.ts';
+import { backoffDelay, isAuthFailure, isNewerJwt, latestRefresh, planNextStep, reaskAt, refreshPoint, retryDelay } from './refresh-policy.ts';
 import type { ServedJwt } from './served-jwt.ts';
 
 /**
@@ -72,7 +72,17 @@ export class Refresher {
   #records: ExchangeRecord[] = [];
   #due: { atMono: number; reason: ExchangeReason } | undefined;
   #upstreamBlockedUntilMono: number | undefined;
+  /**
+   * No attempt before this (monotonic): the backoff after a failure, or the re-ask after an answer with no newer
+   * JWT. The latest safe point brings a planned refresh forward, never these: past it, a failure would otherwise be
+   * retried at every tick, as fast as the budget allows.
+   */
+  #notBeforeMono: number | undefined;
+  /** Answers in a row with no newer JWT than the one held. */
+  #noNewerRepeats = 0;
   #failures = 0;
+  /** An exchange of the current credential has succeeded (or its JWT was reused): a 401/403 now means revoked. */
+  #accepted = false;
   #lastError: ExchangeError | CredentialError | DiskError | undefined;
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<void> | undefined;
@@ -99,12 +109,18 @@ export class Refresher {
       this.#d.sink.rekey(credential);
       // Same identity again (SIGHUP, a rewritten file, a rotated projected token): only an authentication failure
       // is retried at once.
-      if (this.#lastError !== undefined && this.#isAuthFailure(this.#lastError)) this.#exchangeNow('signal');
+      if (this.#lastError !== undefined && this.#isAuthFailure(this.#lastError)) {
+        this.#notBeforeMono = undefined;
+        this.#exchangeNow('signal');
+      }
       return;
     }
     this.#failures = 0;
     this.#lastError = undefined;
     this.#upstreamBlockedUntilMono = undefined;
+    this.#notBeforeMono = undefined;
+    this.#noNewerRepeats = 0;
+    this.#accepted = false;
     // Back to the credential the JWT on disk belongs to (a flap), or a start that finds a fresh JWT: no exchange yet.
     if (this.#current?.installation.credential.identity === credential.identity) {
       this.#due = { atMono: this.#current.dueAtMono, reason: 'schedule' };
@@ -180,6 +196,7 @@ export class Refresher {
     }
     const refreshAtMs = candidate.refreshAtMs ?? refreshPoint({ issuedAtMs: candidate.issuedAtMs, expiresAtMs: candidate.held.expiresAtMs }, config.refreshWindow, config.minTtlMs, random);
     log.info({ tokenFingerprint: credential.identity, expiresAt: iso(candidate.held.expiresAtMs), nextRefreshAt: iso(refreshAtMs) }, 'reusing the JWT on disk; no exchange until its refresh point');
+    this.#accepted = true;
     this.#due = { atMono: clock.monotonic() + (refreshAtMs - clock.now()), reason: 'schedule' };
     // Rewritten (not re-exchanged) so that a changed --jwt-format or mode takes effect and readiness follows the file.
     this.#install({ held: candidate.held, credential, issuedAtMs: candidate.issuedAtMs, refreshAtMs });
@@ -203,7 +220,7 @@ export class Refresher {
     const credential = this.#credential;
     const allowed = credential === undefined ? now : combinedBudget(this.#records, credential.identity, config.rateLimit, now).nextAllowedAtMs;
     const latestSafeAtMs = this.#latestSafeMono();
-    const plan = planNextStep({ haveCredential: credential !== undefined, dueAtMs: this.#due?.atMono, latestSafeAtMs, budgetAllowsAtMs: allowed, upstreamBlockedUntilMs: this.#upstreamBlockedUntilMono }, now);
+    const plan = planNextStep({ haveCredential: credential !== undefined, dueAtMs: this.#due?.atMono, latestSafeAtMs, budgetAllowsAtMs: allowed, upstreamBlockedUntilMs: this.#upstreamBlockedUntilMono, notBeforeMs: this.#notBeforeMono }, now);
     this.#updateBudgetGauge();
     if (plan.kind === 'exchange' && credential !== undefined) {
       const reason = this.#due !== undefined && latestSafeAtMs !== undefined && latestSafeAtMs < this.#due.atMono ? 'expiring' : (this.#due?.reason ?? 'schedule');
@@ -267,20 +284,53 @@ export class Refresher {
     metrics.lastExchangeSuccess.set(clock.now() / 1000);
     if (rateLimit.remaining !== undefined) metrics.upstreamRateLimitRemaining.set(rateLimit.remaining);
     if (anomalies.length > 0) log.warn({ tokenFingerprint: credential.identity, anomalies }, 'the upstream sent numbers out of range; they were clamped');
+    const current = this.#current;
+    const sameCredential = this.#credential?.identity === credential.identity;
+    if (sameCredential && current?.installation.credential.identity === credential.identity && !isNewerJwt(issued, current.installation.held)) {
+      this.#onNoNewer(current.installation, credential, reason);
+      return;
+    }
     const issuedAtMs = clock.now();
     const held = holdJwt(issued.jwt, issued.tokenType, issued.expiresAtMs, clock);
     const refreshAtMs = refreshPoint({ issuedAtMs, expiresAtMs: held.expiresAtMs }, config.refreshWindow, config.minTtlMs, random);
     // The JWT is good and is kept, but when the credential rotated while it was in flight, the schedule belongs to
     // the new one: onCredential asked for an exchange now, and the old one's result must not push it back.
-    if (this.#credential?.identity === credential.identity) {
+    if (sameCredential) {
+      this.#accepted = true;
       this.#failures = 0;
       this.#lastError = undefined;
+      this.#notBeforeMono = undefined;
+      this.#noNewerRepeats = 0;
       this.#upstreamBlockedUntilMono = rateLimit.remaining === 0 && rateLimit.resetMs !== undefined ? clock.monotonic() + rateLimit.resetMs : undefined;
       this.#due = { atMono: this.#toMono(refreshAtMs), reason: 'schedule' };
     }
     log.info({ tokenFingerprint: credential.identity, reason, result: 'success', expiresAt: iso(held.expiresAtMs), nextRefreshAt: iso(refreshAtMs) }, `exchanged the ${credential.mode === 'oidc' ? 'workload identity' : 'API token'} for a new JWT`);
     served.setProblem(undefined);
     this.#install({ held, credential, issuedAtMs, refreshAtMs });
+  }
+
+  /**
+   * The upstream answered with no newer JWT than the one held (a broker that has not refreshed yet): keep the one
+   * held, unwritten, and ask again by reaskAt's rule instead of from the same JWT's shrinking life.
+   */
+  #onNoNewer(installation: Installation, credential: Credential, reason: ExchangeReason): void {
+    const { clock, config, log, random, served } = this.#d;
+    this.#accepted = true;
+    this.#failures = 0;
+    this.#lastError = undefined;
+    served.setProblem(undefined);
+    const now = clock.monotonic();
+    const repeats = this.#noNewerRepeats + 1;
+    const latestSafeAtMs = this.#latestSafeMono() ?? now;
+    const expiresAtMs = now + remainingMs(installation.held, clock);
+    const at = reaskAt({ nowMs: now, expiresAtMs, latestSafeAtMs, repeats }, config.refreshWindow, config.minTtlMs, random);
+    this.#noNewerRepeats = repeats;
+    this.#notBeforeMono = at;
+    this.#due = { atMono: at, reason: 'schedule' };
+    const fields = { tokenFingerprint: credential.identity, reason, result: 'success', repeats, expiresAt: iso(installation.held.expiresAtMs), nextRefreshAt: iso(this.#toWall(at)) };
+    const message = 'the upstream answered with no newer JWT than the one held (a broker that has not refreshed yet): keeping it';
+    if (latestSafeAtMs <= now) log.warn(fields, `${message}; it is past its latest safe refresh point`);
+    else log.info(fields, message);
   }
 
   /** Plan with this JWT from now on, and hand it to the sink (which reports back once it is on disk). */
@@ -304,8 +354,9 @@ export class Refresher {
     }
     this.#failures += 1;
     this.#lastError = error;
-    const delay = error instanceof ExchangeError ? retryDelay(error, this.#failures, random) : backoffDelay(this.#failures, random);
+    const delay = error instanceof ExchangeError ? retryDelay(error, this.#failures, random, this.#accepted) : backoffDelay(this.#failures, random);
     this.#due = { atMono: clock.monotonic() + delay, reason: 'retry' };
+    this.#notBeforeMono = this.#due.atMono;
     served.setProblem(problemOf(error));
     const fields = { tokenFingerprint: credential.identity, reason, result: error.code, status: error instanceof ExchangeError ? error.status : undefined, failures: this.#failures, retryAt: iso(clock.now() + delay) };
     if (this.#isAuthFailure(error)) log.error(fields, `${error.message}; retrying in ${String(Math.round(delay / 1000))} s or when the credential changes or on SIGHUP`);

@@ -32,6 +32,12 @@ export interface UpstreamRateLimit {
 }
 
 export const MAX_BODY_BYTES = 64 * 1024;
+/**
+ * The header an ek-sidecar broker's drop-in puts on its own refusals of a credential (`Ek-Sidecar-Broker: 1`): a
+ * chained sidecar then knows the 401 comes from a broker that may not have read a rotated token yet, not from
+ * Enkryptify (see BROKER_AUTH_RETRIES in refresh-policy.ts). Enkryptify never sends it.
+ */
+export const BROKER_HEADER = 'ek-sidecar-broker';
 /** No JWT is planned around for longer than this, whatever `expiresIn` or `exp` claim: nothing schedules further ahead. */
 export const MAX_LIFETIME_MS = 24 * 3_600_000;
 /** Retry-After and RateLimit-Reset beyond this are taken as this: an absurd value must not park the daemon. */
@@ -49,12 +55,14 @@ export function interpretExchangeResponse(response: RawResponse, nowMs: number, 
   const upstream = upstreamMessage(response.body);
   const noted = anomalies.length === 0 ? '' : ` [${anomalies.join('; ')}]`;
   const what = `${url} answered ${status}${upstream === undefined ? '' : ` (${upstream})`}${noted}`;
+  const fromBroker = (status === 401 || status === 403) && header(response.headers, BROKER_HEADER)?.trim() === '1';
   const details = {
     status,
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     ...(rateLimit.remaining === undefined ? {} : { rateLimitRemaining: rateLimit.remaining }),
+    ...(fromBroker ? { fromBroker } : {}),
   };
-  if (status === 401) return fail('unauthorized', `${what}: the credential is invalid, expired or revoked`, details);
+  if (status === 401) return fail('unauthorized', `${what}: the credential is invalid, expired or revoked${fromBroker ? ' (refused by an ek-sidecar broker)' : ''}`, details);
   if (status === 403) return fail('forbidden', `${what}: the credential lacks permission to exchange`, details);
   if (status === 429) return fail('rate_limited', `${what}: rate limited upstream`, details);
   if (status >= 500) return fail('server_error', what, details);
@@ -96,7 +104,7 @@ function validateBody(response: RawResponse, nowMs: number, minTtlMs: number, an
   return { jwt: accessToken, tokenType, expiresAtMs };
 }
 
-function fail(code: ExchangeFailure, message: string, details: { status?: number; retryAfterMs?: number; rateLimitRemaining?: number }): never {
+function fail(code: ExchangeFailure, message: string, details: { status?: number; retryAfterMs?: number; rateLimitRemaining?: number; fromBroker?: boolean }): never {
   throw new ExchangeError(code, message, details);
 }
 

@@ -110,6 +110,43 @@ export const respond = {
   },
 };
 
+/**
+ * A broker's drop-in exchange as a chained sidecar sees it: the JWT the broker holds, with `expiresIn` its whole
+ * seconds left, the same one until the test says the broker refreshed; 503 with Retry-After once that JWT is not
+ * over the broker's --min-ttl (as the token API answers).
+ */
+export class ScriptedBroker {
+  readonly #clock: FakeClock;
+  #jwt = '';
+  #expiresAtMs = 0;
+  /** Seconds the broker's 503 says to wait. */
+  retryAfterS = 5;
+
+  constructor(clock: FakeClock) {
+    this.#clock = clock;
+  }
+
+  /** The broker obtained a new JWT of `lifetimeS` seconds now. */
+  refresh(lifetimeS = 900): void {
+    this.#jwt = makeJwt(this.#clock.now(), lifetimeS);
+    this.#expiresAtMs = this.#clock.now() + lifetimeS * SECOND;
+  }
+
+  get expiresAtMs(): number {
+    return this.#expiresAtMs;
+  }
+
+  readonly responder: Responder = () => {
+    const left = this.#expiresAtMs - this.#clock.now();
+    if (left <= MIN_TTL_MS) {
+      const body = JSON.stringify({ message: 'no JWT valid for more than --min-ttl is held yet; retry later' });
+      return Promise.resolve({ url: UPSTREAM_URL, status: 503, headers: { 'content-type': 'application/json', 'retry-after': String(this.retryAfterS) }, body });
+    }
+    const body = JSON.stringify({ accessToken: this.#jwt, expiresIn: Math.floor(left / 1000), tokenType: 'Bearer' });
+    return Promise.resolve({ url: UPSTREAM_URL, status: 200, headers: { 'content-type': 'application/json' }, body });
+  };
+}
+
 export class ScriptedClient implements Pick<ExchangeClient, 'send'> {
   readonly calls: Call[] = [];
   readonly #clock: FakeClock;
@@ -138,6 +175,8 @@ export interface HarnessOptions {
   readonly files?: MemoryFiles;
   /** Start the clocks elsewhere (a restart that finds a state file written earlier). */
   readonly startMs?: number;
+  /** --refresh-window; WINDOW when absent. */
+  readonly refreshWindow?: readonly [number, number];
 }
 
 export interface Harness {
@@ -185,7 +224,7 @@ export function harness(options: HarnessOptions = {}): Harness {
   const log = pino({ level: 'trace' }, { write: (line: string) => { logs.push(line); EXPOSED.push(line); } });
   const store = new StateStore({ path: STATE_FILE, files, clock, bootId: BOOT, limit: rateLimit, metrics });
   const { refresher, sink } = createRefresherWithSink({
-    config: { jwtFile: JWT_FILE, jwtFileMode: 0o640, jwtFormat: 'raw', refreshWindow: WINDOW, minTtlMs: MIN_TTL_MS, rateLimit, timeoutMs: 10 * SECOND },
+    config: { jwtFile: JWT_FILE, jwtFileMode: 0o640, jwtFormat: 'raw', refreshWindow: options.refreshWindow ?? WINDOW, minTtlMs: MIN_TTL_MS, rateLimit, timeoutMs: 10 * SECOND },
     client, store, files, served, metrics, clock, random: () => random(), timers, log, signal: shutdown.signal,
     events: {
       onInstalled: (held) => { installed.push(held); },

@@ -160,6 +160,21 @@ void describe('interpretExchangeResponse: status mapping', () => {
     });
   }
 
+  void it('reads a broker\'s mark (Ek-Sidecar-Broker: 1) on a 401/403 only', () => {
+    const marked = { ...JSON_HEADERS, 'ek-sidecar-broker': '1' };
+    const table: readonly { status: number; headers: RawResponse['headers']; fromBroker: boolean }[] = [
+      { status: 401, headers: JSON_HEADERS, fromBroker: false },
+      { status: 403, headers: JSON_HEADERS, fromBroker: false },
+      { status: 401, headers: marked, fromBroker: true },
+      { status: 403, headers: marked, fromBroker: true },
+      { status: 401, headers: { ...JSON_HEADERS, 'ek-sidecar-broker': 'yes' }, fromBroker: false },
+      { status: 503, headers: marked, fromBroker: false },
+      { status: 429, headers: marked, fromBroker: false },
+    ];
+    for (const row of table) assert.equal(errorOf(failure(row.status, '{"message":"nope"}', row.headers)).fromBroker, row.fromBroker, `${String(row.status)} ${JSON.stringify(row.headers)}`);
+    assert.match(errorOf(failure(401, '{"message":"nope"}', marked)).message, /ek-sidecar broker/);
+  });
+
   void it('says that a redirect is not followed', () => {
     assert.match(errorOf(failure(302, '', { location: 'https://evil.example.com/' })).message, /redirect/);
   });

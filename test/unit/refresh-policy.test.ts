@@ -4,12 +4,17 @@ import type { Random } from '../../src/core/clock.ts';
 import {
   AUTH_RETRY_MS,
   BACKOFF_CAP_MS,
+  REASK_FLOOR_MS,
   authRetryDelay,
   backoffDelay,
+  brokerAuthRetryDelay,
   isAuthFailure,
+  isNewerJwt,
   planNextStep,
+  reaskAt,
   refreshPoint,
   retryDelay,
+  usesBrokerAuthLadder,
   type Plan,
   type PlanInput,
 } from '../../src/refresh/refresh-policy.ts';
@@ -119,7 +124,7 @@ void describe('authRetryDelay', () => {
   });
 });
 
-type Failure = Pick<ExchangeError, 'code' | 'retryAfterMs'>;
+type Failure = Pick<ExchangeError, 'code' | 'retryAfterMs'> & { readonly fromBroker?: boolean };
 
 void describe('retryDelay', () => {
   const table: readonly { name: string; error: Failure; failures: number; random: number; expected: number }[] = [
@@ -141,6 +146,111 @@ void describe('retryDelay', () => {
       assert.equal(retryDelay(row.error, row.failures, fixed(row.random)), row.expected);
     });
   }
+});
+
+void describe('brokerAuthRetryDelay (a broker refused a credential no exchange has accepted yet)', () => {
+  const table: readonly (readonly [number, number, number])[] = [
+    [1, 0.5, 5_000], [2, 0.5, 10_000], [3, 0.5, 20_000], [4, 0.5, 40_000], [5, 0.5, 80_000],
+    [1, 0, 4_000], [1, 1, 6_000], [5, 1, 96_000],
+    [6, 0.5, 300_000], [50, 0, 240_000],
+  ];
+  for (const [failures, random, expected] of table) {
+    void it(`failure ${String(failures)}, random ${String(random)} → ${String(expected)} ms`, () => {
+      assert.equal(brokerAuthRetryDelay(failures, fixed(random)), expected);
+    });
+  }
+});
+
+void describe('the 401/403 cadence: SPEC\'s 5 minutes unless a broker refused a credential never accepted', () => {
+  // SPEC: 401/403 are retried every 5 minutes ±20 %, never sooner than 4 minutes. The short ladder is for an
+  // ek-sidecar broker's own refusal (Ek-Sidecar-Broker: 1) of a token it may not have read yet.
+  const table: readonly { name: string; error: Failure; accepted: boolean; failures: number; ladder: boolean; expected: number }[] = [
+    { name: 'upstream 401, credential never accepted → 5 min', error: { code: 'unauthorized', retryAfterMs: undefined }, accepted: false, failures: 1, ladder: false, expected: 300_000 },
+    { name: 'upstream 403, credential never accepted → 5 min', error: { code: 'forbidden', retryAfterMs: undefined }, accepted: false, failures: 1, ladder: false, expected: 300_000 },
+    { name: 'upstream 401 saying fromBroker false, never accepted → 5 min', error: { code: 'unauthorized', retryAfterMs: undefined, fromBroker: false }, accepted: false, failures: 2, ladder: false, expected: 300_000 },
+    { name: 'upstream 401 after having worked (revoked) → 5 min', error: { code: 'unauthorized', retryAfterMs: undefined }, accepted: true, failures: 1, ladder: false, expected: 300_000 },
+    { name: 'broker 401, credential never accepted → ladder, 1st', error: { code: 'unauthorized', retryAfterMs: undefined, fromBroker: true }, accepted: false, failures: 1, ladder: true, expected: 5_000 },
+    { name: 'broker 401, credential never accepted → ladder, 3rd', error: { code: 'unauthorized', retryAfterMs: undefined, fromBroker: true }, accepted: false, failures: 3, ladder: true, expected: 20_000 },
+    { name: 'broker 403, credential never accepted → ladder, 2nd', error: { code: 'forbidden', retryAfterMs: undefined, fromBroker: true }, accepted: false, failures: 2, ladder: true, expected: 10_000 },
+    { name: 'broker 401, never accepted, past the ladder → 5 min', error: { code: 'unauthorized', retryAfterMs: undefined, fromBroker: true }, accepted: false, failures: 6, ladder: true, expected: 300_000 },
+    { name: 'broker 401 after having worked → 5 min', error: { code: 'unauthorized', retryAfterMs: undefined, fromBroker: true }, accepted: true, failures: 1, ladder: false, expected: 300_000 },
+    { name: 'broker 503 (fromBroker is only read for auth failures) → backoff', error: { code: 'server_error', retryAfterMs: undefined, fromBroker: true }, accepted: false, failures: 1, ladder: false, expected: 500 },
+  ];
+  for (const row of table) {
+    void it(row.name, () => {
+      assert.equal(usesBrokerAuthLadder(row.error, row.accepted), row.ladder);
+      assert.equal(retryDelay(row.error, row.failures, fixed(0.5), row.accepted), row.expected);
+    });
+  }
+
+  void it('without a broker\'s mark no draw retries sooner than 4 minutes, whatever the failure count', () => {
+    for (const accepted of [false, true]) {
+      for (let failures = 1; failures <= 8; failures += 1) {
+        for (const random of [0, 0.25, 0.5, ALMOST_ONE]) {
+          assert.ok(retryDelay({ code: 'unauthorized', retryAfterMs: undefined }, failures, fixed(random), accepted) >= 240_000);
+        }
+      }
+    }
+  });
+});
+
+void describe('isNewerJwt', () => {
+  const held = { jwt: 'a.b.c', expiresAtMs: T0 + 900_000 };
+  const table: readonly { name: string; answered: { jwt: string; expiresAtMs: number }; held: typeof held | undefined; expected: boolean }[] = [
+    { name: 'nothing held: anything is news', answered: held, held: undefined, expected: true },
+    { name: 'the same JWT again (a broker that has not refreshed)', answered: held, held, expected: false },
+    { name: 'the same JWT with expiresIn rounded down', answered: { jwt: 'a.b.c', expiresAtMs: T0 + 899_400 }, held, expected: false },
+    { name: 'the same JWT with expiresIn rounded down less than last time', answered: { jwt: 'a.b.c', expiresAtMs: T0 + 900_600 }, held, expected: false },
+    { name: 'another JWT expiring earlier (another broker replica)', answered: { jwt: 'x.y.z', expiresAtMs: T0 + 800_000 }, held, expected: false },
+    { name: 'another JWT expiring at the same time', answered: { jwt: 'x.y.z', expiresAtMs: T0 + 900_000 }, held, expected: false },
+    { name: 'a JWT expiring later (the upstream, or a refreshed broker)', answered: { jwt: 'x.y.z', expiresAtMs: T0 + 900_001 }, held, expected: true },
+  ];
+  for (const row of table) {
+    void it(row.name, () => {
+      assert.equal(isNewerJwt(row.answered, row.held), row.expected);
+    });
+  }
+});
+
+void describe('reaskAt (after an answer with no newer JWT)', () => {
+  const WINDOW: readonly [number, number] = [0.7, 0.85];
+  const now = T0;
+  const table: readonly { name: string; expiresIn: number; latestSafeIn: number; repeats: number; random: number; expected: number }[] = [
+    { name: 'far from the latest safe point: the refresh point of the remaining life', expiresIn: 600_000, latestSafeIn: 510_000, repeats: 1, random: 0, expected: 420_000 },
+    { name: 'the refresh point of the remaining life is capped at the latest safe point', expiresIn: 240_000, latestSafeIn: 150_000, repeats: 1, random: 0.5, expected: 150_000 },
+    { name: 'a latest safe point closer than the floor: the floor', expiresIn: 93_000, latestSafeIn: 3_000, repeats: 1, random: 0.5, expected: REASK_FLOOR_MS },
+    { name: 'past the latest safe point, first repeat: 5 s', expiresIn: 85_000, latestSafeIn: -5_000, repeats: 1, random: 1, expected: 5_000 },
+    { name: 'past it, second repeat: 5–10 s', expiresIn: 85_000, latestSafeIn: -5_000, repeats: 2, random: 1, expected: 10_000 },
+    { name: 'past it, third repeat at random 0: half of 20 s', expiresIn: 85_000, latestSafeIn: -5_000, repeats: 3, random: 0, expected: 10_000 },
+    { name: 'past it, many repeats: at most 60 s', expiresIn: 85_000, latestSafeIn: -5_000, repeats: 30, random: 1, expected: 60_000 },
+  ];
+  for (const row of table) {
+    void it(row.name, () => {
+      const at = reaskAt({ nowMs: now, expiresAtMs: now + row.expiresIn, latestSafeAtMs: now + row.latestSafeIn, repeats: row.repeats }, WINDOW, MIN, fixed(row.random));
+      assert.equal(at - now, row.expected);
+    });
+  }
+
+  void it('the floor and the cap follow --min-ttl: a twelfth of it and all of it, within [50 ms, 5 s] and [500 ms, 60 s]', () => {
+    const past = (minTtlMs: number, repeats: number): number => reaskAt({ nowMs: now, expiresAtMs: now + minTtlMs + 1_000, latestSafeAtMs: now - 1, repeats }, WINDOW, minTtlMs, fixed(1)) - now;
+    assert.deepEqual([past(600, 1), past(600, 2), past(600, 20)], [50, 100, 600], 'the bench\'s --min-ttl 600ms');
+    assert.deepEqual([past(12_000, 1), past(12_000, 20)], [1_000, 12_000]);
+    assert.deepEqual([past(0, 1), past(0, 20)], [50, 500], '--min-ttl 0');
+    assert.deepEqual([past(600_000, 1), past(600_000, 20)], [5_000, 60_000], 'a long --min-ttl keeps 5 s and 60 s');
+  });
+
+  void it('never sooner than the floor, never later than a minute past the latest safe point (sweep)', () => {
+    for (let expiresIn = 61_000; expiresIn <= 900_000; expiresIn += 7_919) {
+      const latestSafeIn = expiresIn - MIN - Math.min(30_000, (expiresIn - MIN) / 4);
+      for (const repeats of [1, 2, 5, 9]) {
+        for (const random of [0, 0.3, ALMOST_ONE]) {
+          const delay = reaskAt({ nowMs: now, expiresAtMs: now + expiresIn, latestSafeAtMs: now + latestSafeIn, repeats }, WINDOW, MIN, fixed(random)) - now;
+          assert.ok(delay >= REASK_FLOOR_MS, `${String(delay)} ≥ floor`);
+          assert.ok(delay <= Math.max(latestSafeIn, 0) + 60_000, `${String(delay)} within a minute of the latest safe point`);
+        }
+      }
+    }
+  });
 });
 
 void describe('isAuthFailure', () => {
@@ -182,6 +292,9 @@ void describe('planNextStep', () => {
     { name: 'a latest safe point after the schedule changes nothing', input: { dueAtMs: now + 1_000, latestSafeAtMs: now + 600_000 }, expected: { kind: 'wait', untilMs: now + 1_000, cause: 'schedule' } },
     { name: 'the upstream\'s block never holds a refresh past the latest safe point', input: { dueAtMs: now + 1_000, latestSafeAtMs: now + 5_000, upstreamBlockedUntilMs: now + 900_000 }, expected: { kind: 'wait', untilMs: now + 5_000, cause: 'upstream' } },
     { name: 'the client-side budget is never overridden, even past the latest safe point', input: { dueAtMs: now, latestSafeAtMs: now, budgetAllowsAtMs: now + 40_000 }, expected: { kind: 'wait', untilMs: now + 40_000, cause: 'budget' } },
+    { name: 'a failure\'s backoff holds past the latest safe point (no retry at every tick)', input: { dueAtMs: now + 8_000, latestSafeAtMs: now - 1, notBeforeMs: now + 8_000 }, expected: { kind: 'wait', untilMs: now + 8_000, cause: 'schedule' } },
+    { name: 'the re-ask floor holds even when the schedule is due', input: { dueAtMs: now - 1, notBeforeMs: now + 5_000 }, expected: { kind: 'wait', untilMs: now + 5_000, cause: 'schedule' } },
+    { name: 'a floor already passed changes nothing', input: { dueAtMs: now + 600_000, latestSafeAtMs: now + 30_000, notBeforeMs: now - 1 }, expected: { kind: 'wait', untilMs: now + 30_000, cause: 'schedule' } },
   ];
   for (const row of table) {
     void it(row.name, () => {

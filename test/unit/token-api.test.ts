@@ -323,6 +323,7 @@ void describe('POST /v1/auth/exchange (drop-in)', () => {
       const answer = await call({ method: 'POST', path: '/v1/auth/exchange', headers });
       assert.equal(answer.code, 401);
       assert.match(answer.headers['www-authenticate'] ?? '', /^Bearer/);
+      assert.equal(answer.headers['ek-sidecar-broker'], '1', 'a chained sidecar can tell the refusal is a broker\'s');
       assertMessage(answer);
     }
   });
