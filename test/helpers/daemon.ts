@@ -95,7 +95,8 @@ export function startDaemon(args: readonly string[], env: Record<string, string>
     logs,
     waitForLog: (match, timeoutMs = 5_000) => waitFor(() => logs().find(match), timeoutMs, () => `log line not seen; stdout:\n${out}\nstderr:\n${err}`),
     async ports() {
-      const line = await daemon.waitForLog((l) => l.msg === 'ek-sidecar started');
+      // Generous: a start is ~0.3 s, but a starved machine (CI, parallel test files) can take seconds.
+      const line = await daemon.waitForLog((l) => l.msg === 'ek-sidecar started', 15_000);
       const tokenApi = line.tokenApi as { port: number };
       const metrics = line.metrics as { port: number } | 'off';
       return { token: tokenApi.port, metrics: metrics === 'off' ? undefined : metrics.port };
