@@ -9,8 +9,9 @@ export { CLI, PROJECT_ROOT } from '../../testkit/paths.ts';
 export { baseArgs } from '../../testkit/daemon-args.ts';
 
 /**
- * Which build the black-box tests start, from EK_TEST_BUILD (`npm test` runs the tier, then a representative part of
- * it, `npm run test:plain`: the command line, the daemon, the endpoints, TLS and proxies, hooks):
+ * Which build the black-box tests start, from EK_TEST_BUILD (`npm test` runs the tier, and beside it a representative
+ * part of it, test/plain/*.test.ts or `npm run test:plain`, which set EK_TEST_BUILD=plain: the command line, the
+ * daemon, the endpoints, TLS and proxies, hooks):
  * - `snapshot` (default): dist/bin.js from the startup snapshot, as the image's ENTRYPOINT starts it
  *   (`node --snapshot-blob dist/snapshot.blob dist/bin.js …`), every command;
  * - `plain`: the plain bundle (`node dist/bin.js …` with EK_SIDECAR_SNAPSHOT=off, so that the launcher does not
