@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import { request, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
-import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -337,32 +336,6 @@ describe('token API: formats, guards, routes', () => {
     const ports = await listeningPorts(s.daemon.child.pid);
     if (ports === undefined) return;
     assert.deepEqual(ports, [port, s.ports.metrics ?? -1].sort((a, b) => a - b));
-  });
-
-  test('slow clients: headers must arrive within 5 s, the whole request within 10 s', async () => {
-    /** Writes `first`, then `drip` every second; resolves with when the server closed and what it sent. */
-    const slow = (first: string, drip: string): Promise<{ ms: number; reply: string }> => new Promise((resolve) => {
-      const started = performance.now();
-      let reply = '';
-      const socket = connect(port, '127.0.0.1', () => { socket.write(first); });
-      const timer = setInterval(() => { if (!socket.destroyed) socket.write(drip); }, 1_000);
-      socket.setEncoding('utf8').on('data', (chunk: string) => (reply += chunk));
-      socket.on('error', () => undefined);
-      setTimeout(() => { socket.destroy(); }, 20_000).unref();
-      socket.on('close', () => {
-        clearInterval(timer);
-        resolve({ ms: performance.now() - started, reply });
-      });
-    });
-    const [headers, body] = await Promise.all([
-      slow(`GET /v1/token HTTP/1.1\r\nHost: localhost\r\n`, 'X-Drip: 1\r\n'),
-      slow(`POST /v1/auth/exchange HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${MAIN}\r\nContent-Length: 1000\r\n\r\n`, 'x'),
-    ]);
-    assert.ok(headers.ms >= 4_500 && headers.ms < 7_500, `headers dripped: closed after ${String(Math.round(headers.ms))} ms`);
-    assert.ok(!headers.reply.includes(s.jwt) && !headers.reply.startsWith('HTTP/1.1 200'), 'no token for a slow-loris');
-    assert.ok(body.ms >= 9_500 && body.ms < 12_500, `body dripped: closed after ${String(Math.round(body.ms))} ms`);
-    assert.ok(!body.reply.startsWith('HTTP/1.1 200'), 'no token for a slow body');
-    collected.push(headers.reply, body.reply);
   });
 });
 

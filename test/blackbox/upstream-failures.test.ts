@@ -3,12 +3,26 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { baseArgs, findLeaks, startDaemon, tempDir, waitFor, type Daemon } from '../helpers/daemon.ts';
-import { MALFORMED_KINDS, startFakeApi, type FakeApi, type Fault } from '../../testkit/fake-api/server.ts';
+import { startFakeApi, type FakeApi, type Fault, type MalformedKind } from '../../testkit/fake-api/server.ts';
 import { createSecretVolume, rotateSecretVolume } from '../../testkit/kubelet-volume.ts';
 
 let counter = 0;
 const nextToken = (): string => `ek_live_upstream_${String(++counter).padStart(4, '0')}_${'z'.repeat(20)}`;
 const usedTokens: string[] = [];
+
+/**
+ * The malformed 200s met through a spawned daemon: one of the body, the size cap and the redirect (the client's
+ * transport). How every other kind of MALFORMED_KINDS is interpreted is unit-tested without a process, in
+ * test/unit/exchange-response.test.ts ("a 200 that is rejected as invalid_response": not JSON, an array, an extra
+ * property, each field missing or of the wrong type or value, an expired or short-lived JWT, the content-type).
+ */
+const SPAWNED_KINDS: readonly MalformedKind[] = ['not-json', 'body-too-large', 'redirect'];
+
+/** ek_sidecar_exchanges_total{result} from the metrics listener. */
+async function exchanges(metricsPort: number, result: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${String(metricsPort)}/metrics`)).text();
+  return Number(new RegExp(`^ek_sidecar_exchanges_total\\{result="${result}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? '0');
+}
 
 async function tokenFromApi(port: number): Promise<{ status: number; body: string }> {
   const response = await fetch(`http://127.0.0.1:${String(port)}/v1/token`, { headers: { 'Ek-Sidecar-Request': 'true' } });
@@ -22,6 +36,7 @@ describe('bad upstream answers: rejected, the last good JWT kept', () => {
   let secret: string;
   let jwtFile: string;
   let tokenPort: number;
+  let metricsPort: number;
   before(async () => {
     api = await startFakeApi({ acceptAnyToken: true, limit: 1000, ipLimit: 10_000 });
     dir = await tempDir();
@@ -31,7 +46,9 @@ describe('bad upstream answers: rejected, the last good JWT kept', () => {
     usedTokens.push(first);
     const tokenFile = await createSecretVolume(secret, first);
     daemon = startDaemon(baseArgs({ apiUrl: api.url, tokenFile, jwtFile, extra: ['--rate-limit', '1000/1m', '--timeout', '1s'] }));
-    tokenPort = (await daemon.ports()).token;
+    const ports = await daemon.ports();
+    tokenPort = ports.token;
+    metricsPort = ports.metrics ?? 0;
     await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
   });
   after(async () => {
@@ -45,9 +62,11 @@ describe('bad upstream answers: rejected, the last good JWT kept', () => {
     const good = await readFile(jwtFile, 'utf8');
     const token = nextToken();
     usedTokens.push(token);
+    const before = await exchanges(metricsPort, result);
     api.enqueue(fault);
     await rotateSecretVolume(secret, token);
-    await daemon.waitForLog((line) => line.result === result && line.tokenFingerprint !== undefined && api.countFor(token) >= 1, 4_000);
+    // The faulty answer has been met once it is counted.
+    await waitFor(async () => api.countFor(token) >= 1 && (await exchanges(metricsPort, result)) > before, 4_000, () => `${result} counted`);
     assert.equal(await readFile(jwtFile, 'utf8'), good, `${JSON.stringify(fault)}: the JWT file is unchanged`);
     const served = await tokenFromApi(tokenPort);
     assert.equal(served.status, 200);
@@ -60,7 +79,7 @@ describe('bad upstream answers: rejected, the last good JWT kept', () => {
     }, 4_000, () => `recovery after ${JSON.stringify(fault)}`);
   }
 
-  for (const kind of MALFORMED_KINDS) {
+  for (const kind of SPAWNED_KINDS) {
     test(`malformed 200: ${kind}`, async () => {
       await meet(kind, 'invalid_response');
     });
@@ -75,14 +94,12 @@ describe('bad upstream answers: rejected, the last good JWT kept', () => {
   });
 
   test('exchanges_total counts every result', async () => {
-    const { metrics } = await daemon.ports();
-    const text = await (await fetch(`http://127.0.0.1:${String(metrics)}/metrics`)).text();
-    const count = (result: string): number => Number(new RegExp(`^ek_sidecar_exchanges_total\\{result="${result}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 'NaN');
-    assert.ok(count('invalid_response') >= MALFORMED_KINDS.length);
-    assert.ok(count('server_error') >= 3);
-    assert.ok(count('rate_limited') >= 1);
-    assert.ok(count('network_error') >= 2);
-    assert.ok(count('success') >= MALFORMED_KINDS.length + 6);
+    const count = (result: string): Promise<number> => exchanges(metricsPort, result);
+    assert.ok((await count('invalid_response')) >= SPAWNED_KINDS.length);
+    assert.ok((await count('server_error')) >= 3);
+    assert.ok((await count('rate_limited')) >= 1);
+    assert.ok((await count('network_error')) >= 2);
+    assert.ok((await count('success')) >= SPAWNED_KINDS.length + 6);
   });
 
   test('no token or JWT in anything printed', () => {
@@ -104,7 +121,7 @@ describe('an outage is ridden out until the JWT expires', () => {
       const good = await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
       await api.setMode('down');
       // While the JWT has more than --min-ttl left it is served, despite failing refreshes.
-      await daemon.waitForLog((line) => line.result === 'network_error', 3_000);
+      await waitFor(async () => (await exchanges(metrics ?? 0, 'network_error')) >= 1, 3_000, () => 'a failed refresh counted');
       assert.equal((await tokenFromApi(port)).body, good);
       // Once under --min-ttl: 503 with Retry-After, readiness fails, the file is left as it was.
       const unavailable = await waitFor(async () => {

@@ -9,8 +9,9 @@ export { CLI, PROJECT_ROOT } from '../../testkit/paths.ts';
 export { baseArgs } from '../../testkit/daemon-args.ts';
 
 /**
- * Which build the black-box tests start, from EK_TEST_BUILD (`npm test` runs the tier, then a representative part of
- * it, `npm run test:plain`: the command line, the daemon, the endpoints, TLS and proxies, hooks):
+ * Which build the black-box tests start, from EK_TEST_BUILD (`npm test` runs the tier, and beside it a representative
+ * part of it, test/plain/*.test.ts or `npm run test:plain`, which set EK_TEST_BUILD=plain: the command line, the
+ * daemon, the endpoints, TLS and proxies, hooks):
  * - `snapshot` (default): dist/bin.js from the startup snapshot, as the image's ENTRYPOINT starts it
  *   (`node --snapshot-blob dist/snapshot.blob dist/bin.js …`), every command;
  * - `plain`: the plain bundle (`node dist/bin.js …` with EK_SIDECAR_SNAPSHOT=off, so that the launcher does not
@@ -95,7 +96,8 @@ export function startDaemon(args: readonly string[], env: Record<string, string>
     logs,
     waitForLog: (match, timeoutMs = 5_000) => waitFor(() => logs().find(match), timeoutMs, () => `log line not seen; stdout:\n${out}\nstderr:\n${err}`),
     async ports() {
-      const line = await daemon.waitForLog((l) => l.msg === 'ek-sidecar started');
+      // Generous: a start is ~0.3 s, but a starved machine (CI, parallel test files) can take seconds.
+      const line = await daemon.waitForLog((l) => l.msg === 'ek-sidecar started', 15_000);
       const tokenApi = line.tokenApi as { port: number };
       const metrics = line.metrics as { port: number } | 'off';
       return { token: tokenApi.port, metrics: metrics === 'off' ? undefined : metrics.port };

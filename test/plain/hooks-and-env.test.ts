@@ -1,0 +1,4 @@
+// The plain bundle's pass (issue 12): test/blackbox/hooks-and-env.test.ts against `node dist/bin.js` without the startup
+// snapshot. EK_TEST_BUILD is read when test/helpers/daemon.ts loads, hence the import after setting it.
+process.env.EK_TEST_BUILD = 'plain';
+await import('../blackbox/hooks-and-env.test.ts');
