@@ -148,7 +148,7 @@ export async function startupCost(profile: Profile['startupCost']): Promise<Sect
   const imports = await importCosts(profile.runs, profile.perLibrary);
   const image = await profileStart('image');
   const plain = await profileStart('plain');
-  const blob = row('the startup snapshot (dist/snapshot.blob, no code cache)', `${fmt(statSync(SNAPSHOT_BLOB).size / 1e6, 1)} MB`, '', 'read whole at every start from it');
+  const blob = row('the startup snapshot (dist/snapshot.blob, with its code cache)', `${fmt(statSync(SNAPSHOT_BLOB).size / 1e6, 1)} MB`, '', 'read whole at every start from it');
   const start = { rows: [...image.rows, ...plain.rows, blob], data: { image: image.data, plain: plain.data } };
   const notes = [
     `Each set of imports is timed in a fresh \`node\` process (median of ${profile.runs}); RSS is the process's after the imports. "Over a bare node:http process" is node:http + the library against node:http alone: what it costs beside the baseline; "on top of all the others" is node:http + all ${String(LIBRARIES.length)} against all but this one: what dropping it alone would save (import times of a few ms are within the noise here).`,

@@ -3,7 +3,7 @@
 //   dist/main.js, dist/*.js    the plain bundle: everything else, loaded by bin.js when it does not restart from
 //                              the snapshot (code splitting keeps one copy of the modules bin.js shares with it)
 //   dist/snapshot-entry.cjs    the startup snapshot's builder script (src/snapshot/entry.ts), one CommonJS file
-//   dist/snapshot-config.json  its configuration for `node --build-snapshot-config` (no code cache: half the blob)
+//   dist/snapshot-config.json  its configuration for `node --build-snapshot-config` (with the code cache: a bigger blob, a faster start)
 //   dist/snapshot.blob, dist/snapshot.json   the snapshot and the stamp of the binary that built it, built by the
 //                              Node.js running this script, unless --no-snapshot (the image builds its own, with
 //                              its own node: a blob works only on the binary that built it)
@@ -85,8 +85,10 @@ export async function buildBundles(): Promise<void> {
     banner: { js: ESM_REQUIRE_BANNER },
   });
   await build(snapshotBundle({ outfile: SNAPSHOT.entry }));
-  // The builder path is relative to the working directory of the snapshot build: the package root (or /app).
-  writeFileSync(SNAPSHOT.config, `${JSON.stringify({ builder: relative(ROOT, SNAPSHOT.entry), withoutCodeCache: true }, null, 2)}\n`);
+  // The builder path is relative to the working directory of the snapshot build: the package root (or /app). The code
+  // cache stays in: without it every function a start runs is compiled again at each start (cold start 1.53-1.56x of
+  // a bare script against 1.44-1.50x with it, for about 4 MB more resident: idle RSS 1.13x instead of 1.06x).
+  writeFileSync(SNAPSHOT.config, `${JSON.stringify({ builder: relative(ROOT, SNAPSHOT.entry), withoutCodeCache: false }, null, 2)}\n`);
 }
 
 /**
