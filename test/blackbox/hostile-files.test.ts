@@ -53,9 +53,11 @@ describe('hostile files', () => {
       await waitFor(async () => (await invalid()) >= 2, 5_000, () => 'SIGHUP re-reading the FIFO: nothing is wedged');
 
       await rotateSecretVolume(secret, T2);
+      // The fake counts a request when it arrives and lists its JWT once signed: a new JWT in the file, the newest
+      // issued, served too (the file is written first).
       const second = await waitFor(async () => {
         const text = await readFile(jwtFile, 'utf8').catch(() => undefined);
-        return api.countFor(T2) > 0 && text === api.issued().at(-1) ? text : undefined;
+        return api.countFor(T2) > 0 && text !== first && text === api.issued().at(-1) && (await served()) === text ? text : undefined;
       }, 5_000, () => 'the JWT of the token rotated in after the FIFO');
 
       const rssBefore = await rssOf(daemon.child.pid ?? 0);
