@@ -1,27 +1,14 @@
-import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
-import type { Clock, Random, Timers } from '../core/clock.ts';
 import type { FileAccess } from '../disk/file-access.ts';
 import { JwtSink } from '../disk/jwt-sink.ts';
 import type { StateStore } from '../disk/state-store.ts';
-import type { Metrics } from '../observe/metrics.ts';
-import { Refresher, type RefresherEvents } from '../refresh/refresher.ts';
-import type { ServedJwt } from '../refresh/served-jwt.ts';
-import type { ExchangeClient } from '../upstream/exchange-client.ts';
+import { Refresher, type RefresherDeps } from '../refresh/refresher.ts';
 
-export interface RefreshParts {
-  readonly config: Pick<Config, 'jwtFile' | 'jwtFileMode' | 'jwtFormat' | 'refreshWindow' | 'minTtlMs' | 'rateLimit' | 'timeoutMs'>;
-  readonly client: Pick<ExchangeClient, 'send'>;
+/** What the refresher needs, less the ledger and the sink made here, plus what the sink needs of its own. */
+export interface RefreshParts extends Omit<RefresherDeps, 'config' | 'ledger' | 'sink'> {
+  readonly config: RefresherDeps['config'] & Pick<Config, 'jwtFile' | 'jwtFileMode' | 'jwtFormat'>;
   readonly store: StateStore;
   readonly files: FileAccess;
-  readonly served: ServedJwt;
-  readonly metrics: Metrics;
-  readonly clock: Clock;
-  readonly random: Random;
-  readonly timers: Timers;
-  readonly log: Logger;
-  readonly signal: AbortSignal;
-  readonly events?: RefresherEvents;
 }
 
 /**
