@@ -39,7 +39,7 @@ export function watchLostMessage(what: string, reason: string, rereadMs: number)
 
 export interface WatchedFileOptions {
   /** chokidar's `watch`; tests inject one that fails. */
-  readonly watch?: (path: string, options: ChokidarOptions) => FSWatcher;
+  readonly watch?: (path: string | string[], options: ChokidarOptions) => FSWatcher;
   readonly rereadIntervalMs?: number;
   readonly unwatchedRereadIntervalMs?: number;
 }
@@ -53,7 +53,8 @@ export interface WatchedFileOptions {
  * not every 30 s.
  */
 export class WatchedFile<T, E extends Problem> {
-  readonly #path: string;
+  /** One file, or several read together (a certificate and its key). */
+  readonly #path: string | string[];
   readonly #read: () => Promise<FileRead<T, E>>;
   readonly #events: WatchedFileEvents<T, E>;
   readonly #options: WatchedFileOptions;
@@ -65,7 +66,7 @@ export class WatchedFile<T, E extends Problem> {
   #reading: Promise<void> = Promise.resolve();
   #closed = false;
 
-  constructor(path: string, read: () => Promise<FileRead<T, E>>, events: WatchedFileEvents<T, E>, options: WatchedFileOptions = {}) {
+  constructor(path: string | string[], read: () => Promise<FileRead<T, E>>, events: WatchedFileEvents<T, E>, options: WatchedFileOptions = {}) {
     this.#path = path;
     this.#read = read;
     this.#events = events;

@@ -4,16 +4,12 @@ import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
-import { watch, type FSWatcher } from 'chokidar';
 import { ConfigError } from '../core/errors.ts';
+import { WatchedFile, watchLostMessage, type FileRead } from '../credentials/watched-file.ts';
 import type { Logger } from './server.ts';
 
 /** A chain of a few certificates, or a key, is a few KiB: a file larger than this is refused unread. */
 export const MAX_PEM_BYTES = 256 * 1024;
-/** The safety net under the file watch, as for the API token: re-read this often and compare a hash. */
-export const TLS_REREAD_INTERVAL_MS = 30_000;
-/** How long a read that found a broken pair waits for a second look (a renewal seen between its two files). */
-const SETTLE_MS = 150;
 
 export interface TlsFiles {
   readonly certFile: string;
@@ -124,79 +120,66 @@ export interface TlsReloaderOptions {
   readonly rereadIntervalMs?: number | undefined;
 }
 
+/** Why a renewal was refused; its message (paths and reasons, never key material) tells refusals apart. */
+interface Refusal {
+  readonly code: string;
+}
+
 /**
- * Follows the two files as the kubelet updates a Secret volume (a `..data` symlink swapped to a new directory):
- * chokidar on the file paths sees every swap (LIBRARIES.md), and a periodic re-read comparing a hash catches what
- * the watch loses. A new pair is put in use once it checks out; a bad one is logged once and the old pair kept.
+ * Follows the two files as the kubelet updates a Secret volume, as the API token is followed (WatchedFile: chokidar,
+ * a 30 s re-read comparing a hash, a second look at a pair seen between its two files, a 1 s re-read when the watch
+ * is lost). A new pair is put in use once it checks out; a bad one is logged once and the old pair kept.
  */
 export class TlsReloader {
   readonly #options: TlsReloaderOptions;
+  readonly #files: WatchedFile<LoadedPair, Refusal>;
   #current: LoadedPair;
-  /** The last refusal logged, so that a pair that stays broken is reported once, not every 30 s. */
-  #lastRefusal = '';
-  #watcher: FSWatcher | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  /** Ends start()'s wait for the watch when closed first (chokidar then drops its listeners). */
-  #watching: (() => void) | undefined;
-  #reading: Promise<void> = Promise.resolve();
 
   constructor(options: TlsReloaderOptions) {
     this.#options = options;
     this.#current = options.current;
+    const { files, log } = options;
+    this.#files = new WatchedFile([files.certFile, files.keyFile], () => this.#read(), {
+      onValue: (loaded) => { this.#apply(loaded); },
+      onProblem: (refusal) => {
+        log?.warn({ certFile: files.certFile, keyFile: files.keyFile, reason: refusal.code }, 'TLS: the new certificate and key were refused; the previous ones stay in use');
+      },
+      onWatchLost: (reason, rereadMs) => { log?.warn({ reason }, watchLostMessage('TLS certificate and key', reason, rereadMs)); },
+    }, options.rereadIntervalMs === undefined ? {} : { rereadIntervalMs: options.rereadIntervalMs });
   }
 
-  /**
-   * Follow the files. Resolves once the watch is in place (or closed), with one more read for a renewal that landed
-   * between the first read and then.
-   */
-  async start(): Promise<void> {
-    const { certFile, keyFile } = this.#options.files;
-    const reread = (): void => void this.reread();
-    const watcher = watch([certFile, keyFile], { ignoreInitial: true, persistent: true });
-    this.#watcher = watcher;
-    watcher.on('add', reread).on('change', reread).on('unlink', reread).on('error', reread);
-    this.#timer = setInterval(reread, this.#options.rereadIntervalMs ?? TLS_REREAD_INTERVAL_MS);
-    this.#timer.unref();
-    await new Promise<void>((resolve) => {
-      this.#watching = resolve;
-      watcher.once('ready', resolve);
-    });
-    await this.reread();
+  /** Follow the files. Resolves once the watch is in place, with one more read for a renewal that landed meanwhile. */
+  start(): Promise<void> {
+    return this.#files.start();
   }
 
   /** Re-read now. Reads are serialised, so a burst of watch events costs one read that changes anything. */
   reread(): Promise<void> {
-    this.#reading = this.#reading.then(() => this.#readAndApply()).catch((error: unknown) => {
-      this.#options.log?.warn({ reason: messageOf(error) }, 'TLS: re-reading the certificate and key failed');
-    });
-    return this.#reading;
+    return this.#files.reread();
   }
 
-  async close(): Promise<void> {
-    this.#watching?.();
-    clearInterval(this.#timer);
-    await this.#watcher?.close();
-    await this.#reading;
+  close(): Promise<void> {
+    return this.#files.close();
   }
 
-  async #readAndApply(): Promise<void> {
+  /** The pair on disk, checked only when it differs from the one in use (a re-read every 30 s stays cheap). */
+  async #read(): Promise<FileRead<LoadedPair, Refusal>> {
+    const { files } = this.#options;
+    try {
+      const [cert, key] = await Promise.all([readPemFile(files.certFile, 'tls-cert-file'), readPemFile(files.keyFile, 'tls-key-file')]);
+      const pair = { cert, key };
+      const digest = digestOf(pair);
+      const loaded = digest === this.#current.digest ? this.#current : checkPair(pair, files);
+      return { ok: true, value: loaded, text: digest };
+    } catch (error) {
+      // Retryable: a renewal seen between its two files is whole a moment later.
+      return { ok: false, problem: { code: messageOf(error) }, retryable: true };
+    }
+  }
+
+  #apply(loaded: LoadedPair): void {
     const { files, log } = this.#options;
-    let loaded = await this.#load();
-    if (loaded instanceof TlsPairError) {
-      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-      loaded = await this.#load();
-    }
-    if (loaded === undefined) {
-      this.#lastRefusal = '';
-      return;
-    }
-    if (loaded instanceof TlsPairError) {
-      if (loaded.message !== this.#lastRefusal) {
-        this.#lastRefusal = loaded.message;
-        log?.warn({ certFile: files.certFile, keyFile: files.keyFile, reason: loaded.message }, 'TLS: the new certificate and key were refused; the previous ones stay in use');
-      }
-      return;
-    }
+    if (loaded.digest === this.#current.digest) return;
     try {
       this.#options.apply(loaded.pair);
     } catch (error) {
@@ -204,22 +187,7 @@ export class TlsReloader {
       return;
     }
     this.#current = loaded;
-    this.#lastRefusal = '';
     log?.info?.({ subject: loaded.subject, validTo: loaded.validTo, fingerprint256: loaded.fingerprint256 }, 'TLS: certificate reloaded');
-  }
-
-  /** The pair on disk when it differs from the one in use; undefined when unchanged; the error when unusable. */
-  async #load(): Promise<LoadedPair | TlsPairError | undefined> {
-    const { files } = this.#options;
-    try {
-      const [cert, key] = await Promise.all([readPemFile(files.certFile, 'tls-cert-file'), readPemFile(files.keyFile, 'tls-key-file')]);
-      const pair = { cert, key };
-      if (digestOf(pair) === this.#current.digest) return undefined;
-      return checkPair(pair, files);
-    } catch (error) {
-      if (error instanceof TlsPairError) return error;
-      throw error;
-    }
   }
 }
 
