@@ -19,6 +19,16 @@ export const systemClock: Clock = {
   monotonic: () => Number(process.hrtime.bigint() / 1_000_000n),
 };
 
+/** Wall time `wallMs` as a reading of the monotonic clock (both clocks read now). */
+export function monotonicAt(clock: Clock, wallMs: number): number {
+  return clock.monotonic() + (wallMs - clock.now());
+}
+
+/** A monotonic reading `monoMs` as wall time (both clocks read now). */
+export function wallAt(clock: Clock, monoMs: number): number {
+  return clock.now() + (monoMs - clock.monotonic());
+}
+
 /** A source of uniform numbers in [0, 1), like Math.random. */
 export type Random = () => number;
 

@@ -1,4 +1,4 @@
-import type { Clock } from './clock.ts';
+import { monotonicAt, type Clock } from './clock.ts';
 
 /**
  * A JWT the sidecar obtained and validated, or found on disk and verified. `expiresAtMs` is already the earlier of
@@ -15,7 +15,7 @@ export interface HeldJwt {
 
 /** A HeldJwt for a JWT received (or loaded) now. */
 export function holdJwt(jwt: string, tokenType: string, expiresAtMs: number, clock: Clock): HeldJwt {
-  return { jwt, tokenType, expiresAtMs, expiresAtMonoMs: clock.monotonic() + (expiresAtMs - clock.now()) };
+  return { jwt, tokenType, expiresAtMs, expiresAtMonoMs: monotonicAt(clock, expiresAtMs) };
 }
 
 /** Life left, by whichever clock says less. */

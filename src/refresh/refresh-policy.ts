@@ -56,6 +56,15 @@ export function latestRefresh(jwt: { readonly issuedAtMs: number; readonly expir
   return jwt.expiresAtMs - minTtlMs - Math.min(30_000, Math.max(0, usable) / 4);
 }
 
+/**
+ * The latest safe point of a JWT held, on the clock of `nowMs`: latestRefresh by its planned lifetime, brought
+ * forward by as much as its remaining life now falls short of that plan (a wall-clock step, an `exp` earlier than
+ * expected), since the remaining life is what the JWT really has.
+ */
+export function latestSafeAt(jwt: { readonly issuedAtMs: number; readonly expiresAtMs: number }, remainingMs: number, nowMs: number, minTtlMs: number): number {
+  return nowMs + remainingMs - (jwt.expiresAtMs - latestRefresh(jwt, minTtlMs));
+}
+
 /** Full-jitter exponential backoff for the `failures`-th consecutive transient failure (1-based). */
 export function backoffDelay(failures: number, random: Random): number {
   const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, failures - 1));
