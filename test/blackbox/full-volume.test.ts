@@ -33,7 +33,7 @@ describe('a full volume', () => {
         await assert.rejects(lstat(jwtFile), { code: 'ENOENT' }, 'no JWT file at all, truncated or not');
         assert.equal(await readyz(), 503);
         assert.deepEqual((await readdir(volume.path)).filter((name) => name.endsWith('.tmp')), [], 'no temporary file left');
-        assert.ok(daemon.logs().some((line) => /ENOSPC/.test(line.msg ?? '')), 'the log says why');
+        await daemon.waitForLog((line) => /ENOSPC/.test(line.msg ?? '')); // the log says why
 
         await volume.drain();
         const jwt = await waitFor(async () => {

@@ -66,6 +66,8 @@ describe('--on-refresh and EK_API_TOKEN', () => {
     const args = ['run', '--api-url', api.url, '--jwt-file', jwtFile, '--listen', '127.0.0.1:0', '--metrics-listen', 'off', '--on-refresh', `sh -c 'env > ${hookEnv}'`];
     const daemon = startDaemon(args, { EK_API_TOKEN: T1 });
     await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
+    // The warning comes at start, before the first exchange: awaited as the log line it is, then counted once.
+    await daemon.waitForLog((line) => typeof line.msg === 'string' && line.msg.includes('EK_API_TOKEN'));
     assert.equal(daemon.logs().filter((line) => typeof line.msg === 'string' && line.msg.includes('EK_API_TOKEN')).length, 1);
     const seenByHook = await waitFor(async () => (await readFile(hookEnv, 'utf8').catch(() => '')) || undefined);
     assert.match(seenByHook, /^EK_JWT_FILE=/m);

@@ -47,7 +47,7 @@ describe('hostile files', () => {
         return Promise.resolve();
       });
       await waitFor(async () => (await invalid()) >= 1, 5_000, () => 'the FIFO reported as unusable');
-      assert.ok(daemon.logs().some((line) => line.problem === 'unreadable' && /FIFO/.test(line.msg ?? '')), 'the log says what is there');
+      await daemon.waitForLog((line) => line.problem === 'unreadable' && /FIFO/.test(line.msg ?? '')); // the log says what is there
       assert.equal(await served(), first, 'the last good JWT is still served');
       daemon.child.kill('SIGHUP');
       await waitFor(async () => (await invalid()) >= 2, 5_000, () => 'SIGHUP re-reading the FIFO: nothing is wedged');
@@ -63,7 +63,7 @@ describe('hostile files', () => {
       const rssBefore = await rssOf(daemon.child.pid ?? 0);
       await rotateSecretVolumeWith(secret, (path) => symlink('/dev/zero', path));
       await waitFor(async () => (await invalid()) >= 3, 5_000, () => '/dev/zero reported as unusable');
-      assert.ok(daemon.logs().some((line) => line.problem === 'unreadable' && /character device/.test(line.msg ?? '')));
+      await daemon.waitForLog((line) => line.problem === 'unreadable' && /character device/.test(line.msg ?? ''));
       const grown = (await rssOf(daemon.child.pid ?? 0)) - rssBefore;
       assert.ok(grown < 32 * 1024 * 1024, `RSS grew by ${String(Math.round(grown / 1024 / 1024))} MiB reading /dev/zero`);
       daemon.child.kill('SIGHUP');

@@ -117,7 +117,7 @@ describe('the vendor SDK through the API proxy', () => {
       api.enqueue('401', { route: 'reads' });
       await assert.rejects(client.get('DATABASE_URL'), (error: unknown) => error instanceof SdkError && error.name === 'AuthenticationError');
       await waitFor(async () => await scrapeSample(s.metrics, 'ek_sidecar_exchanges_total{result="success"}') === before + 1, 5_000, () => 'the check exchange');
-      assert.ok(s.daemon.logs().some((line) => line.reason === 'proxy-401'), 'the exchange says why it happened');
+      await s.daemon.waitForLog((line) => line.reason === 'proxy-401'); // the exchange says why it happened
       assert.equal(await client.get('DATABASE_URL'), SECRETS.DATABASE_URL);
     } finally {
       await s.daemon.stop();

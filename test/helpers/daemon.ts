@@ -9,14 +9,14 @@ export { CLI, PROJECT_ROOT } from '../../testkit/paths.ts';
 export { baseArgs } from '../../testkit/daemon-args.ts';
 
 /**
- * Which build the black-box tests start, from EK_TEST_BUILD (`npm test` runs the tier, and beside it a representative
- * part of it, test/plain/*.test.ts or `npm run test:plain`, which set EK_TEST_BUILD=plain: the command line, the
+ * Which build the black-box tests start, from EK_TEST_BUILD (`npm test` runs the tier; `npm run test:slow` runs a
+ * representative part of it again, test/plain/*.test.ts, which set EK_TEST_BUILD=plain: the command line, the
  * daemon, the endpoints, TLS and proxies, hooks):
  * - `snapshot` (default): dist/bin.js from the startup snapshot, as the image's ENTRYPOINT starts it
  *   (`node --snapshot-blob dist/snapshot.blob dist/bin.js …`), every command;
  * - `plain`: the plain bundle (`node dist/bin.js …` with EK_SIDECAR_SNAPSHOT=off, so that the launcher does not
  *   restart from the snapshot).
- * The launcher's own choices (restart, fallback) are tested in test/blackbox/snapshot.test.ts.
+ * The launcher's own choices (restart, fallback) are tested in test/slow/snapshot.test.ts.
  */
 export const BUILD: 'snapshot' | 'plain' = process.env.EK_TEST_BUILD === 'plain' ? 'plain' : 'snapshot';
 export const SNAPSHOT_BLOB = join(PROJECT_ROOT, 'dist', 'snapshot.blob');
@@ -79,7 +79,16 @@ export function startDaemon(args: readonly string[], env: Record<string, string>
   });
   let out = '';
   let err = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk; allOutput.push(chunk); });
+  // Log lines parsed as they arrive (a wait polls them: parsing the whole output at every poll cost CPU).
+  const parsed: LogLine[] = [];
+  let partial = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    out += chunk;
+    allOutput.push(chunk);
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (line.startsWith('{')) parsed.push(JSON.parse(line) as LogLine);
+  });
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { err += chunk; allOutput.push(chunk); });
   running.add(child);
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -88,7 +97,7 @@ export function startDaemon(args: readonly string[], env: Record<string, string>
       resolve({ code, signal });
     });
   });
-  const logs = (): LogLine[] => out.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as LogLine);
+  const logs = (): LogLine[] => [...parsed];
   const daemon: Daemon = {
     child,
     stdout: () => out,
@@ -126,14 +135,18 @@ export async function runCli(args: readonly string[], env: Record<string, string
   return { code, stdout: daemon.stdout(), stderr: daemon.stderr() };
 }
 
-/** Poll `probe` every 20 ms until it returns something other than undefined/false. Observes; never a fixed sleep. */
+/**
+ * Poll `probe` until it returns something other than undefined/false. Observes; never a fixed sleep. The interval
+ * starts at 10 ms and grows to 100 ms: a condition met at once is seen at once, and a wait of seconds does not spend
+ * the CPU the daemons under test need (a /metrics probe costs the daemon and this process about 6 ms together).
+ */
 export async function waitFor<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 5_000, describe: () => string = () => 'condition'): Promise<T> {
   const deadline = performance.now() + timeoutMs;
-  for (;;) {
+  for (let interval = 10; ; interval = Math.min(100, interval * 1.5)) {
     const value = await probe();
     if (value !== undefined && value !== false) return value;
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${describe()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, interval));
   }
 }
 
