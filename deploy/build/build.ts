@@ -55,7 +55,7 @@ const ESM_REQUIRE_BANNER = [
 
 /**
  * The snapshot builder's bundle: one CommonJS file (a snapshot is built from one script), with the stand-ins of
- * snapshot-plugins.ts. `prelude` goes first (test/blackbox/snapshot.test.ts records what loading reads with it).
+ * snapshot-plugins.ts. `prelude` goes first (test/slow/snapshot.test.ts records what loading reads with it).
  */
 export function snapshotBundle(options: { outfile: string; minify?: boolean; prelude?: string }): BuildOptions {
   return {

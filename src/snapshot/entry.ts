@@ -4,7 +4,7 @@
 // What goes in: every module of ours and every library, loaded, which is most of a cold start. What does not: anything
 // live (timers, sockets, watchers, workers), and the four built-ins that hold native handles (lazy-builtin.ts).
 // Loading must have no other effect: signal handlers are deferred to the deserialized process (while-building.ts),
-// and test/blackbox/snapshot.test.ts lists what the bundle reads from the environment and the clock while it loads,
+// and test/slow/snapshot.test.ts lists what the bundle reads from the environment and the clock while it loads,
 // since those reads are frozen at build time.
 import { everythingLoaded, installSignalHandlers } from './while-building.ts';
 import { start } from './from-snapshot.ts';
