@@ -13,9 +13,8 @@ import { NEW_CREDENTIAL, afterFailure, afterNewJwt, afterNoNewer, afterReuse, re
 import { combinedBudget, settle, type ExchangeRecord } from './rate-limit.ts';
 import { isNewerJwt, latestSafeAt, planNextStep, refreshPoint } from './refresh-policy.ts';
 import { RefreshReport, problemOf } from './refresh-report.ts';
+import type { Restorable } from './reuse.ts';
 import type { ServedJwt } from './served-jwt.ts';
-
-export type { ExchangeReason } from './attempt-state.ts';
 
 /**
  * The loop wakes at least this often, whatever it waits for, and re-plans from both clocks: a wall-clock step,
@@ -46,11 +45,6 @@ export interface RefresherDeps {
   readonly signal: AbortSignal;
   readonly events?: RefresherEvents;
 }
-
-/** What the previous run left on disk, judged for the first credential (see reuse.ts): reusable, or why not. */
-export type Restorable = (credential: Credential) =>
-  | { readonly reusable: true; readonly held: HeldJwt; readonly issuedAtMs: number; readonly refreshAtMs: number | undefined }
-  | { readonly reusable: false; readonly reason: string };
 
 /** The newest JWT obtained (being written, or on disk and served), and when it is due for refresh (monotonic). */
 interface Current {

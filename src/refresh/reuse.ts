@@ -1,9 +1,9 @@
 import type { Clock } from '../core/clock.ts';
 import { fingerprint } from '../core/fingerprint.ts';
-import { hasLifeLeft, holdJwt } from '../core/held-jwt.ts';
+import { hasLifeLeft, holdJwt, type HeldJwt } from '../core/held-jwt.ts';
 import type { StoredJwt } from '../disk/jwt-file.ts';
 import { entryVerifies, type JwtEntry } from '../disk/state-file.ts';
-import type { Restorable } from './refresher.ts';
+import type { Credential } from '../credentials/credential.ts';
 
 /** What `run` and `once` know of the credential: its identity and the check of the state entry's MAC. */
 export interface ReuseCredential {
@@ -47,6 +47,11 @@ export function judgeJwtOnDisk(
   const fromEntry = describes && entry !== undefined;
   return { usable: true, expiresAtMs, issuedAtMs: fromEntry ? entry.issuedAtMs : undefined, refreshAtMs: fromEntry ? entry.refreshAtMs : undefined };
 }
+
+/** What the previous run left on disk, judged for the first credential: reusable, or why not. */
+export type Restorable = (credential: Credential) =>
+  | { readonly reusable: true; readonly held: HeldJwt; readonly issuedAtMs: number; readonly refreshAtMs: number | undefined }
+  | { readonly reusable: false; readonly reason: string };
 
 /** The start-up seam: judge what is on disk for the first credential that arrives (its MAC key verifies the entry). */
 export function restorableFrom(disk: { readonly stored: StoredJwt | undefined; readonly entry: JwtEntry | undefined }, minTtlMs: number, clock: Clock): Restorable {
