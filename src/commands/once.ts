@@ -4,7 +4,7 @@ import { ExchangeError } from '../core/errors.ts';
 import { onSignal } from '../core/signals.ts';
 import { startCredentialSource } from '../credentials/credential-source.ts';
 import { isAuthFailure } from '../refresh/refresh-policy.ts';
-import { startCore } from './core.ts';
+import { startRefreshPipeline } from './refresh-pipeline.ts';
 
 /**
  * `ek-sidecar once`: a valid JWT on disk, then exit 0. A fresh JWT already there for the same credential is reused
@@ -21,7 +21,7 @@ export async function runOnce(config: Config, log: Logger): Promise<number> {
     log.warn('interrupted before a JWT was obtained');
     settle(1);
   });
-  const core = await startCore(config, log, {
+  const pipeline = await startRefreshPipeline(config, log, {
     defaultMetrics: false,
     signal: shutdown.signal,
     events: {
@@ -37,10 +37,10 @@ export async function runOnce(config: Config, log: Logger): Promise<number> {
   }, deadlineMs);
   const source = await startCredentialSource({
     config,
-    metrics: core.metrics,
+    metrics: pipeline.metrics,
     log,
     events: {
-      onCredential: (credential) => { core.refresher.onCredential(credential); },
+      onCredential: (credential) => { pipeline.refresher.onCredential(credential); },
       // `once` has no later rotation to wait for: an unusable credential at start ends it.
       onProblem: () => { settle(1); },
     },
@@ -48,8 +48,8 @@ export async function runOnce(config: Config, log: Logger): Promise<number> {
   const code = await outcome;
   clearTimeout(timer);
   shutdown.abort();
-  await Promise.allSettled([core.refresher.settled(), core.sink.close(), source.close()]);
-  await core.upstream.destroy().catch(() => undefined);
+  await Promise.allSettled([pipeline.refresher.settled(), pipeline.sink.close(), source.close()]);
+  await pipeline.upstream.destroy().catch(() => undefined);
   if (code === 0) log.info({ jwtFile: config.jwtFile }, 'JWT written');
   return code;
 }

@@ -11,7 +11,7 @@ import { startOpsServer } from '../http/ops-api.ts';
 import { createApiProxy } from '../http/proxy.ts';
 import type { RunningServer } from '../http/server.ts';
 import { startTokenServer } from '../http/token-api.ts';
-import { startCore } from './core.ts';
+import { startRefreshPipeline } from './refresh-pipeline.ts';
 
 /** SIGTERM must end the process within 2 s whatever is in flight; this leaves margin for the event loop to drain. */
 const SHUTDOWN_DEADLINE_MS = 1_500;
@@ -42,17 +42,17 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
   // exchange wait.
   let firstOutcome: () => void = () => undefined;
   const first = new Promise<void>((resolve) => { firstOutcome = resolve; });
-  const core = await startCore(config, log, {
+  const pipeline = await startRefreshPipeline(config, log, {
     defaultMetrics: true,
     signal: shutdown.signal,
     events: { onInstalled: () => { firstOutcome(); hook?.run(); }, onFailure: () => { firstOutcome(); } },
   });
-  const { served, metrics, refresher, sink, clock } = core;
+  const { served, metrics, refresher, sink, clock } = pipeline;
   const isApiToken = (presented: string): boolean => started.source?.isApiToken(presented) ?? false;
   const proxy = config.proxy === 'off' ? undefined : createApiProxy({
     mode: config.proxy,
     apiUrl: config.apiUrl,
-    dispatcher: core.upstream,
+    dispatcher: pipeline.upstream,
     timeoutMs: config.timeoutMs,
     served,
     isApiToken,
@@ -110,7 +110,7 @@ export async function runDaemon(config: Config, log: Logger): Promise<number> {
   // A hung socket or watcher must not hold the pod's termination: exit 0 regardless after the deadline.
   setTimeout(() => process.exit(0), SHUTDOWN_DEADLINE_MS).unref();
   await Promise.allSettled([refresher.settled(), sink.close(), ...servers.map((server) => server.close()), source.close(), hook?.close()]);
-  await core.upstream.destroy().catch(() => undefined);
+  await pipeline.upstream.destroy().catch(() => undefined);
   if (config.deleteOnExit) {
     await removeFile(config.jwtFile).catch((error: unknown) => { log.warn(`could not delete ${config.jwtFile}: ${describeError(error)}`); });
   }

@@ -17,7 +17,7 @@ import { createExchangeClient, type ExchangeClient } from '../upstream/exchange-
 import { createRefresherWithSink } from './refresh-wiring.ts';
 
 /** The parts `run` and `once` share: a checked JWT path, the state from disk, and a refresher seeded with it. */
-export interface Core {
+export interface RefreshPipeline {
   readonly served: ServedJwt;
   readonly metrics: Metrics;
   readonly client: ExchangeClient;
@@ -28,7 +28,7 @@ export interface Core {
   readonly clock: Clock;
 }
 
-export interface CoreOptions {
+export interface RefreshPipelineOptions {
   readonly defaultMetrics: boolean;
   readonly signal: AbortSignal;
   readonly events?: RefresherEvents;
@@ -38,7 +38,7 @@ export interface CoreOptions {
  * Check the JWT path (throws DiskError at once when it cannot be written), clear temporary files a killed process
  * left, and seed a refresher with what the previous run left on disk.
  */
-export async function startCore(config: Config, log: Logger, options: CoreOptions): Promise<Core> {
+export async function startRefreshPipeline(config: Config, log: Logger, options: RefreshPipelineOptions): Promise<RefreshPipeline> {
   await probeJwtPath(config.jwtFile);
   const statePath = statePathFor(config.jwtFile);
   // What a killed process left: temporary files of its writes, and a lock it held (set aside when taken over).
