@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { startFakeApi } from '../../testkit/fake-api/server.ts';
 import { createSecretVolume } from '../../testkit/kubelet-volume.ts';
-import { baseArgs, startDaemon, tempDir, waitFor } from '../helpers/daemon.ts';
+import { baseArgs, findLeaks, startDaemon, tempDir, waitFor } from '../helpers/daemon.ts';
 
 const TOKEN = 'ek_live_shared_budget_0123456789abcdef';
 
@@ -26,6 +26,7 @@ describe('two daemons on one JWT file', () => {
       await Promise.all([one.stop(), two.stop()]);
       assert.ok(api.maxInAnyWindow(TOKEN, windowMs) <= max, `${String(api.maxInAnyWindow(TOKEN, windowMs))} in one window`);
       assert.equal(api.log.filter((entry) => entry.status === 429).length, 0, 'the upstream never had to refuse');
+      assert.deepEqual(findLeaks([TOKEN, ...api.issued()]), []);
     } finally {
       await api.close();
       await dir.remove();
