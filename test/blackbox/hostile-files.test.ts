@@ -41,6 +41,8 @@ describe('hostile files', () => {
       const invalid = (): Promise<number> => scrapeSample(metrics, 'ek_sidecar_token_file_reloads_total{result="invalid"}');
       const served = async (): Promise<string> => (await fetch(`http://127.0.0.1:${String(port)}/v1/token`, { headers: { 'Ek-Sidecar-Request': 'true' } })).text();
       const first = await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
+      // Served too: the file is renamed into place before the state file is written and the JWT served.
+      await waitFor(async () => (await served()) === first, 5_000, () => 'the first JWT served');
 
       await rotateSecretVolumeWith(secret, (path) => {
         execFileSync('mkfifo', [path]);

@@ -56,12 +56,15 @@ describe('token rotation (kubelet ..data symlink swaps)', () => {
     daemons.push(daemon);
     const { token: port } = await daemon.ports();
     const good = await waitFor(() => jwtOf(jwtFile));
+    // Served too: the file is renamed into place before the state file is written and the JWT served.
+    const servedNow = async (): Promise<Response> => fetch(`http://127.0.0.1:${String(port)}/v1/token`, { headers: { 'Ek-Sidecar-Request': 'true' } });
+    await waitFor(async () => await (await servedNow()).text() === good, 5_000, () => 'the first JWT served');
     const exchangesBefore = api.log.length;
     for (const [content, problem] of [['', 'empty'], ['not a token', 'malformed'], ['ek_live_has space', 'malformed']] as const) {
       await rotateSecretVolume(secret, content);
       await daemon.waitForLog((line) => line.problem === problem && line.level === 'error', 3_000);
       assert.equal(await jwtOf(jwtFile), good);
-      const served = await fetch(`http://127.0.0.1:${String(port)}/v1/token`, { headers: { 'Ek-Sidecar-Request': 'true' } });
+      const served = await servedNow();
       assert.equal(served.status, 200);
       assert.equal(await served.text(), good);
     }

@@ -49,7 +49,11 @@ describe('bad upstream answers: rejected, the last good JWT kept', () => {
     const ports = await daemon.ports();
     tokenPort = ports.token;
     metricsPort = ports.metrics ?? 0;
-    await waitFor(async () => readFile(jwtFile, 'utf8').catch(() => undefined));
+    // In the file and served: the file is renamed into place before the state file is written and the JWT served.
+    await waitFor(async () => {
+      const jwt = await readFile(jwtFile, 'utf8').catch(() => undefined);
+      return jwt !== undefined && (await tokenFromApi(tokenPort)).body === jwt;
+    }, 5_000, () => 'the first JWT in the file and served');
   });
   after(async () => {
     if (daemon.child.exitCode === null) await daemon.stop();
