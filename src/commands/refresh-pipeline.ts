@@ -13,14 +13,13 @@ import type { Refresher, RefresherEvents } from '../refresh/refresher.ts';
 import { restorableFrom } from '../refresh/reuse.ts';
 import { ServedJwt } from '../refresh/served-jwt.ts';
 import { createUpstreamDispatcher } from '../upstream/dispatcher.ts';
-import { createExchangeClient, type ExchangeClient } from '../upstream/exchange-client.ts';
+import { createExchangeClient } from '../upstream/exchange-client.ts';
 import { createRefresherWithSink } from './refresh-wiring.ts';
 
 /** The parts `run` and `once` share: a checked JWT path, the state from disk, and a refresher seeded with it. */
 export interface RefreshPipeline {
   readonly served: ServedJwt;
   readonly metrics: Metrics;
-  readonly client: ExchangeClient;
   /** The upstream connection pool behind the client (and the API proxy); destroy it last. */
   readonly upstream: Dispatcher;
   readonly refresher: Refresher;
@@ -58,5 +57,5 @@ export async function startRefreshPipeline(config: Config, log: Logger, options:
   if (disk.problem !== undefined) log.warn(disk.problem);
   const stored = await readJwtFile(config.jwtFile).catch(() => undefined);
   refresher.restore(disk.records, restorableFrom({ stored, entry: disk.entry }, config.minTtlMs, clock));
-  return { served, metrics, client, upstream, refresher, sink, clock };
+  return { served, metrics, upstream, refresher, sink, clock };
 }

@@ -51,6 +51,15 @@ export class DiskError extends EkError {
 export const EXCHANGE_FAILURES = ['unauthorized', 'forbidden', 'rate_limited', 'server_error', 'network_error', 'invalid_response'] as const;
 export type ExchangeFailure = (typeof EXCHANGE_FAILURES)[number];
 
+/** What an ExchangeError carries besides its code and message. */
+export interface ExchangeErrorDetails {
+  readonly status?: number;
+  readonly retryAfterMs?: number;
+  readonly rateLimitRemaining?: number;
+  readonly fromBroker?: boolean;
+  readonly cause?: unknown;
+}
+
 /** A failed exchange: `message` names the URL and status but never a secret. */
 export class ExchangeError extends EkError {
   readonly code: ExchangeFailure;
@@ -62,7 +71,7 @@ export class ExchangeError extends EkError {
   /** The answer came from an ek-sidecar broker's drop-in (it marks its own refusals), not from Enkryptify. */
   readonly fromBroker: boolean;
 
-  constructor(code: ExchangeFailure, message: string, details: { status?: number; retryAfterMs?: number; rateLimitRemaining?: number; fromBroker?: boolean; cause?: unknown } = {}) {
+  constructor(code: ExchangeFailure, message: string, details: ExchangeErrorDetails = {}) {
     super(message, details.cause);
     this.code = code;
     this.status = details.status;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { watch, type ChokidarOptions, type FSWatcher } from 'chokidar';
+import { systemCode } from '../core/errors.ts';
 
 /** The safety net under the file watch: the file is re-read this often and compared by hash. */
 export const REREAD_INTERVAL_MS = 30_000;
@@ -113,8 +114,7 @@ export class WatchedFile<T, E extends Problem> {
     this.#unwatched = true;
     const intervalMs = this.#options.unwatchedRereadIntervalMs ?? UNWATCHED_REREAD_INTERVAL_MS;
     this.#every(intervalMs);
-    const code = error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
-    this.#events.onWatchLost?.(code ?? (error instanceof Error ? error.message : 'unknown error'), intervalMs);
+    this.#events.onWatchLost?.(systemCode(error) ?? (error instanceof Error ? error.message : 'unknown error'), intervalMs);
   }
 
   /** Re-read now (watch event, the periodic net, SIGHUP). Reads are serialised so that reports keep their order. */

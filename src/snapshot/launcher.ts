@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { systemCode } from '../core/errors.ts';
 
 /**
  * Whether `dist/bin.js` restarts itself from the startup snapshot (dist/snapshot.blob, see entry.ts).
@@ -90,7 +91,6 @@ export function startFromSnapshot(bin: string, args: readonly string[], env: Nod
 }
 
 function describe(error: unknown): string {
-  const code = error instanceof Error && 'code' in error ? error.code : undefined;
-  if (code === 'ENOENT' && error instanceof Error && 'path' in error && typeof error.path === 'string') return `${error.path} is missing`;
+  if (systemCode(error) === 'ENOENT' && error instanceof Error && 'path' in error && typeof error.path === 'string') return `${error.path} is missing`;
   return error instanceof Error ? error.message : String(error);
 }

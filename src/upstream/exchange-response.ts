@@ -1,4 +1,4 @@
-import { ExchangeError, type ExchangeFailure } from '../core/errors.ts';
+import { ExchangeError, type ExchangeErrorDetails, type ExchangeFailure } from '../core/errors.ts';
 import { redact } from '../core/redact.ts';
 import { expiryFromClaims, isThreePartJwt } from './jwt-claims.ts';
 
@@ -104,7 +104,7 @@ function validateBody(response: RawResponse, nowMs: number, minTtlMs: number, an
   return { jwt: accessToken, tokenType, expiresAtMs };
 }
 
-function fail(code: ExchangeFailure, message: string, details: { status?: number; retryAfterMs?: number; rateLimitRemaining?: number; fromBroker?: boolean }): never {
+function fail(code: ExchangeFailure, message: string, details: ExchangeErrorDetails): never {
   throw new ExchangeError(code, message, details);
 }
 
